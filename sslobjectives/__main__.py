@@ -1,0 +1,5 @@
+import sys
+
+from sslobjectives.cli import main
+
+sys.exit(main())

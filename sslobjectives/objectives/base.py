@@ -1,0 +1,186 @@
+"""The objective contract, shared by every objective family.
+
+``objective(student: list[Tensor], teacher: list[Tensor], epoch=None) -> LossOutput``:
+each tensor is (batch, dim) logits; the teacher views are the first ``len(teacher)``
+student views (the global crops); every student view predicts every teacher view except
+itself; the teacher is detached inside. See ``DESIGN.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from sslobjectives.functional import check_positive
+
+
+@dataclass
+class LossOutput:
+    """What an objective returns.
+
+    Attributes:
+        loss: scalar to back-propagate.
+        terms: named scalar parts of the loss (e.g. ``bce``, ``rate``), not detached.
+        stats: detached diagnostics (marginal entropy, Jensen gap, bit usage ...), empty when
+            the objective was called with ``stats=False``.
+    """
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def scalars(self) -> dict[str, float]:
+        """Loss, terms and stats as plain floats (one host sync), for logs and JSON."""
+        out = {"loss": float(self.loss.detach())}
+        out.update({k: float(v.detach()) for k, v in self.terms.items()})
+        out.update({k: float(v) for k, v in self.stats.items()})
+        return out
+
+
+class NonFiniteLossError(ValueError):
+    """The loss (or one of its terms) is NaN or infinite although the inputs were finite."""
+
+    def __init__(self, objective: str, term: str, value: float):
+        self.term = term
+        super().__init__(f"{objective}: loss term {term!r} is not finite ({value})")
+
+
+def nearest_key(key: str, valid: list[str] | tuple[str, ...]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest valid key, or ``""``."""
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def make_config(cls: type, name: str, cfg: dict[str, Any]) -> Any:
+    """Build the frozen dataclass ``cls`` from ``cfg``; unknown keys name the nearest valid."""
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in cfg if k not in valid]
+    if unknown:
+        problems = "; ".join(f"unknown key {k!r}{nearest_key(k, valid)}" for k in unknown)
+        raise ValueError(f"objective {name!r}: {problems}. Valid keys: {', '.join(valid)}")
+    return cls(**cfg)
+
+
+@dataclass(frozen=True)
+class TeacherTempSchedule:
+    """Linear warm-up of the teacher temperature, then constant [DINO, arXiv 2104.14294].
+
+    Defaults 0.04 -> 0.07 over 30 epochs are DINO's ViT recipe. ``epoch`` may be fractional
+    (``step / steps_per_epoch``); ``None`` means after the warm-up.
+
+    >>> TeacherTempSchedule(0.04, 0.07, 30)(15)
+    0.055
+    >>> TeacherTempSchedule(0.04, 0.07, 30)(None)
+    0.07
+    """
+
+    warmup_teacher_temp: float = 0.04
+    teacher_temp: float = 0.07
+    warmup_epochs: float = 30
+
+    def __post_init__(self) -> None:
+        check_positive(self.warmup_teacher_temp, "warmup_teacher_temp")
+        check_positive(self.teacher_temp, "teacher_temp")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+    def __call__(self, epoch: float | None) -> float:
+        if epoch is None or epoch >= self.warmup_epochs:
+            return self.teacher_temp
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        frac = epoch / self.warmup_epochs
+        value = self.warmup_teacher_temp + frac * (self.teacher_temp - self.warmup_teacher_temp)
+        return round(value, 12)
+
+
+def check_views(student: object, teacher: object) -> tuple[list, list]:
+    """Validate the view lists of the contract; return them as lists."""
+    for name, views in (("student", student), ("teacher", teacher)):
+        if not isinstance(views, (list, tuple)) or not views:
+            raise ValueError(f"{name} must be a non-empty list of (batch, dim) tensors")
+    student, teacher = list(student), list(teacher)
+    if len(student) < 2:
+        raise ValueError(f"fewer than two views: got {len(student)} student view(s)")
+    if len(teacher) > len(student):
+        raise ValueError(
+            f"{len(teacher)} teacher views but {len(student)} student views: teacher views "
+            "must be the first student views"
+        )
+    ref = None
+    for name, views in (("student", student), ("teacher", teacher)):
+        for i, v in enumerate(views):
+            where = f"{name}[{i}]"
+            if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+                raise ValueError(f"{where} must be a floating-point torch.Tensor")
+            if v.dim() != 2:
+                raise ValueError(f"{where} must have shape (batch, dim), got {tuple(v.shape)}")
+            if v.shape[0] == 0:
+                raise ValueError(f"{where} is an empty batch")
+            if ref is None:
+                ref = (where, v.shape)
+            elif v.shape != ref[1]:
+                raise ValueError(
+                    f"{where} has shape {tuple(v.shape)} but {ref[0]} has {tuple(ref[1])}: "
+                    "all views must share batch size and dim"
+                )
+    return student, teacher
+
+
+class Objective(nn.Module):
+    """Base of every objective: validates views, checks the loss, leaves maths to subclasses.
+
+    Subclasses set ``name`` and ``Config`` (a frozen dataclass) and implement
+    :meth:`compute`. State (running center, prior) lives in buffers, so it is saved with
+    ``state_dict`` and moved with ``.to()``; it is updated only in training mode.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+
+    def __init__(self, config: Any = None):
+        super().__init__()
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def from_config(cls, **cfg: Any) -> Objective:
+        return cls(make_config(cls.Config, cls.name, cfg))
+
+    def forward(
+        self,
+        student: list[torch.Tensor],
+        teacher: list[torch.Tensor],
+        epoch: float | None = None,
+        stats: bool = True,
+    ) -> LossOutput:
+        student, teacher = check_views(student, teacher)
+        out = self.compute(student, teacher, epoch, stats)
+        if not torch.compiler.is_compiling():
+            self._check_finite(out, student)
+        return out
+
+    def compute(
+        self, student: list, teacher: list, epoch: float | None, stats: bool
+    ) -> LossOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_finite(self, out: LossOutput, student: list[torch.Tensor]) -> None:
+        value = float(out.loss.detach())
+        if math.isfinite(value):
+            return
+        for i, v in enumerate(student):
+            if not bool(torch.isfinite(v).all()):
+                raise ValueError(f"{self.name}: student[{i}] has non-finite values (NaN or inf)")
+        for term, t in out.terms.items():
+            if not math.isfinite(float(t.detach())):
+                raise NonFiniteLossError(self.name, term, float(t.detach()))
+        raise NonFiniteLossError(self.name, "loss", value)
+
+    def extra_repr(self) -> str:
+        return repr(self.config)

@@ -1,0 +1,221 @@
+"""Clustering objectives: the student's cluster posterior predicts a normalised teacher's.
+
+They differ only in how the teacher posterior is normalised against collapse
+(``proofs/`` derives each from the balanced-cluster constraint):
+
+- ``dino``: centering, ``softmax((z - c)/T_t)`` with a running center [DINO, arXiv 2104.14294]
+  — the Jensen (geometric-mean) approximation of inverse-prior normalisation.
+- ``kl_inverse_prior``: ``q ∝ p / P`` with the batch or running cluster prior ``P``
+  [Kittler, Atito, Awais, arXiv 2605.11870].
+- ``sinkhorn``: the exact balanced assignment by Sinkhorn-Knopp [SwAV, arXiv 2006.09882;
+  DINOv2, arXiv 2304.07193].
+
+The loss is the mean over (student view, teacher view) pairs, a view never predicting
+itself, of ``cluster_cross_entropy`` (``functional.multicrop_cross_entropy``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sslobjectives import _dist, diagnostics
+from sslobjectives import functional as Fn
+from sslobjectives.objectives.base import LossOutput, Objective, TeacherTempSchedule
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Shared hyperparameters of the clustering objectives.
+
+    Attributes:
+        student_temp: 0.1, DINO's (arXiv 2104.14294, Sec. 3.1) and DINOv2's value.
+        teacher_temp: 0.07, DINO's final teacher temperature for ViTs.
+        warmup_teacher_temp: 0.04, DINO's starting teacher temperature.
+        warmup_teacher_temp_epochs: 30, DINO's warm-up length (set it to your run's scale).
+    """
+
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: float = 30
+
+    def __post_init__(self) -> None:
+        Fn.check_positive(self.student_temp, "student_temp")
+        _ = self.schedule  # constructing it validates the temperatures
+
+    @property
+    def schedule(self) -> TeacherTempSchedule:
+        return TeacherTempSchedule(
+            self.warmup_teacher_temp, self.teacher_temp, self.warmup_teacher_temp_epochs
+        )
+
+
+class ClusterObjective(Objective):
+    """Common body: normalise the teacher (subclass), cross-entropy over view pairs, stats."""
+
+    def teacher_probs(self, teacher: torch.Tensor, temp: float) -> torch.Tensor:
+        """(V_t * B, K) teacher logits -> (V_t * B, K) normalised teacher posteriors."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def compute(self, student, teacher, epoch, stats) -> LossOutput:
+        cfg = self.config
+        temp = cfg.schedule(epoch)
+        joined = torch.cat([t.detach() for t in teacher])
+        q = self.teacher_probs(joined, temp)
+        loss = Fn.multicrop_cross_entropy(student, list(q.chunk(len(teacher))), cfg.student_temp)
+        out = LossOutput(loss=loss, terms={"cross_entropy": loss})
+        if stats:
+            out.stats.update(diagnostics.cluster_stats(q))
+            out.stats.update(diagnostics.jensen_gap_summary(joined, temp))
+            out.stats["teacher_temp"] = torch.tensor(temp)
+        return out
+
+
+@dataclass(frozen=True)
+class DinoConfig(ClusterConfig):
+    """Config of :class:`DINO`; besides :class:`ClusterConfig`:
+
+    Attributes:
+        center_momentum: 0.9, DINO's running-center momentum (arXiv 2104.14294, Sec. 3.1).
+    """
+
+    center_momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.center_momentum < 1.0:
+            raise ValueError(f"center_momentum must be in [0, 1), got {self.center_momentum}")
+
+
+class DINO(ClusterObjective):
+    """DINO: teacher centered by a running mean of its logits, then sharpened [DINO].
+
+    The loss uses the center from *before* this batch; in training mode the center is then
+    updated, ``c <- m c + (1 - m) mean(teacher logits)`` (mean over all processes).
+
+    >>> torch.manual_seed(0) and None
+    >>> obj = DINO()
+    >>> views = [torch.randn(8, 16) for _ in range(4)]
+    >>> out = obj(views, views[:2], epoch=0)
+    >>> sorted(out.terms), obj.center.shape
+    (['cross_entropy'], torch.Size([16]))
+    """
+
+    name = "dino"
+    Config = DinoConfig
+
+    def __init__(self, config: DinoConfig | None = None):
+        super().__init__(config)
+        self.register_buffer("center", torch.zeros(0))
+
+    def teacher_probs(self, teacher: torch.Tensor, temp: float) -> torch.Tensor:
+        if self.center.numel() != teacher.shape[1]:
+            self.center = teacher.new_zeros(teacher.shape[1])
+        q = Fn.center_normalize(teacher, temp, center=self.center)
+        if self.training:
+            self._update_center(teacher)
+        return q
+
+    @torch.no_grad()
+    def _update_center(self, teacher: torch.Tensor) -> None:
+        n = _dist.global_count(teacher.shape[0], teacher.device)
+        batch_center = _dist.all_reduce_sum(teacher.sum(dim=0)) / n
+        m = self.config.center_momentum
+        self.center.mul_(m).add_(batch_center.to(self.center.dtype), alpha=1 - m)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "center"
+        if key in state_dict:
+            self.center = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class InversePriorConfig(ClusterConfig):
+    """Config of :class:`KLInversePrior`; besides :class:`ClusterConfig`:
+
+    Attributes:
+        prior_momentum: ``None`` (default) uses the batch prior, the estimate the clustering
+            paper (arXiv 2605.11870) derives; a value in [0, 1) keeps a running prior
+            ``P <- m P + (1 - m) P_batch`` and normalises by it (including this batch).
+    """
+
+    prior_momentum: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        m = self.prior_momentum
+        if m is not None and not 0.0 <= m < 1.0:
+            raise ValueError(f"prior_momentum must be None or in [0, 1), got {m}")
+
+
+class KLInversePrior(ClusterObjective):
+    """KL clustering with the teacher normalised by the inverse cluster priors [KAA].
+
+    ``q(k|x) ∝ p(k|x) / P(k)``: a cluster the batch over-uses is weighted down, a rare one up,
+    which is what keeps the clusters balanced (``proofs/balanced_teacher_lagrange.py``).
+
+    >>> obj = KLInversePrior.from_config(prior_momentum=0.9)
+    >>> views = [torch.randn(8, 16) for _ in range(3)]
+    >>> float(obj(views, views[:2]).loss) > 0
+    True
+    """
+
+    name = "kl_inverse_prior"
+    Config = InversePriorConfig
+
+    def __init__(self, config: InversePriorConfig | None = None):
+        super().__init__(config)
+        self.register_buffer("prior", torch.zeros(0))
+
+    def teacher_probs(self, teacher: torch.Tensor, temp: float) -> torch.Tensor:
+        m = self.config.prior_momentum
+        if m is None:
+            return Fn.inverse_prior_normalize(teacher, temp)
+        k = teacher.shape[1]
+        if self.prior.numel() != k:
+            self.prior = teacher.new_full((k,), 1.0 / k)
+        prior = m * self.prior + (1 - m) * Fn.cluster_prior(teacher, temp)
+        if self.training:
+            self.prior.copy_(prior)
+        return Fn.inverse_prior_normalize(teacher, temp, prior=prior)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "prior"
+        if key in state_dict:
+            self.prior = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class SinkhornConfig(ClusterConfig):
+    """Config of :class:`Sinkhorn`; besides :class:`ClusterConfig`:
+
+    Attributes:
+        n_iter: 3, the iterations of SwAV (arXiv 2006.09882) and DINOv2's teacher.
+    """
+
+    n_iter: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int) or self.n_iter < 1:
+            raise ValueError(f"n_iter must be an integer >= 1, got {self.n_iter!r}")
+
+
+class Sinkhorn(ClusterObjective):
+    """Teacher assignments balanced by Sinkhorn-Knopp over all teacher views [SwAV, DINOv2].
+
+    >>> obj = Sinkhorn()
+    >>> views = [torch.randn(8, 16) for _ in range(2)]
+    >>> float(obj(views, views).loss) > 0
+    True
+    """
+
+    name = "sinkhorn"
+    Config = SinkhornConfig
+
+    def teacher_probs(self, teacher: torch.Tensor, temp: float) -> torch.Tensor:
+        return Fn.sinkhorn_knopp(teacher, temp, self.config.n_iter)
