@@ -1,0 +1,378 @@
+"""Datasets (digits, shapes, npz, image folders) and multi-crop augmentation."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sslobjectives.data import (
+    SHAPE_NAMES,
+    ImageDataset,
+    MultiCropAugment,
+    default_augment,
+    load_dataset,
+    make_shapes,
+)
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def test_shapes_same_seed_identical_different_seed_different():
+    a = make_shapes(64, size=16, seed=3, noise=(0.0, 0.1))
+    b = make_shapes(64, size=16, seed=3, noise=(0.0, 0.1))
+    c = make_shapes(64, size=16, seed=4, noise=(0.0, 0.1))
+    for left, right in zip(a[:3], b[:3], strict=True):
+        assert torch.equal(left, right)
+    assert not torch.equal(a[0], c[0])
+    assert not torch.equal(a[2], c[2])
+
+
+def test_shapes_types_factors_and_classes():
+    x, y, factors, names = make_shapes(300, size=16, seed=0)
+    assert x.shape == (300, 1, 16, 16) and x.dtype == torch.float32
+    assert y.shape == (300,) and y.dtype == torch.int64
+    assert factors.shape == (300, len(names)) and factors.dtype == torch.float32
+    assert names == ("scale", "pos_x", "pos_y", "rotation", "intensity", "noise", "shape")
+    assert 0 <= x.min() and x.max() <= 1
+    assert set(y.tolist()) == set(range(len(SHAPE_NAMES))) and len(SHAPE_NAMES) >= 4
+    assert torch.equal(factors[:, -1], y.float())
+    assert x.flatten(1).amax(1).min() > 0  # every image shows a shape
+
+
+def test_shapes_factor_ranges_respected_and_shifted():
+    ranges = {"scale": (0.5, 0.8), "intensity": (0.3, 0.6), "pos_x": (-0.1, 0.2)}
+    x, _, factors, names = make_shapes(200, size=16, seed=1, **ranges)
+    col = {name: factors[:, i] for i, name in enumerate(names)}
+    for name, (lo, hi) in ranges.items():
+        assert lo <= col[name].min() and col[name].max() <= hi
+        assert col[name].max() - col[name].min() > 0.5 * (hi - lo)  # the range is used
+    assert torch.all(col["noise"] == 0)
+    # Without noise the brightest pixel is the shape's intensity at most.
+    assert torch.all(x.flatten(1).amax(1) <= col["intensity"] + 1e-6)
+    noisy = make_shapes(50, size=16, seed=1, noise=0.1)
+    assert torch.allclose(noisy[2][:, names.index("noise")], torch.tensor(0.1))
+    background = noisy[0][:, 0, 0, 0]  # corners are background
+    assert background.std() > 0.02
+
+
+@pytest.mark.parametrize(("shape", "area"), [("circle", math.pi * 0.45**2), ("square", 0.8**2)])
+def test_shapes_render_the_expected_area(shape, area):
+    # scale 0.5: circle radius 0.9 * 0.5, square half-side 0.8 * 0.5, image spans [-1, 1].
+    size = 64
+    x, y, _, _ = make_shapes(
+        60, size=size, scale=0.5, pos_x=0.0, pos_y=0.0, rotation=0.0, intensity=1.0
+    )
+    pixel_area = (2 / (size - 1)) ** 2
+    covered = x[y == SHAPE_NAMES.index(shape)].sum(dim=(1, 2, 3)) * pixel_area
+    assert len(covered) > 0
+    assert torch.allclose(covered, torch.tensor(area, dtype=torch.float32), rtol=0.03)
+
+
+def test_shapes_bad_options():
+    with pytest.raises(ValueError, match="intensity"):
+        make_shapes(4, intensty=(0.1, 0.2))
+    with pytest.raises(ValueError, match="low <= high"):
+        make_shapes(4, scale=(0.6, 0.3))
+    with pytest.raises(ValueError, match="intensity"):
+        make_shapes(4, intensity=(0.5, 1.5))
+
+
+def test_load_shapes_passes_options():
+    ds = load_dataset("shapes", n=80, size=12, seed=2, intensity=(0.3, 0.6))
+    assert ds.name == "shapes" and ds.image_size == 12 and ds.in_channels == 1
+    assert ds.split["n_train"] + ds.split["n_test"] == 80
+    assert ds.factors_train.shape == (ds.split["n_train"], len(ds.factor_names))
+    col = ds.factor_names.index("intensity")
+    assert ds.factors_test[:, col].max() <= 0.6
+    assert torch.equal(ds.factors_train[:, -1].long(), ds.y_train)
+    assert ds.num_classes == len(SHAPE_NAMES) and ds.class_names == SHAPE_NAMES
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+def test_digits_basic_properties():
+    ds = load_dataset("digits")
+    assert ds.x_train.shape[1:] == (1, 8, 8) and ds.x_train.dtype == torch.float32
+    assert len(ds.x_train) + len(ds.x_test) == 1797
+    assert ds.x_train.min() >= 0 and ds.x_train.max() == 1.0
+    assert (ds.in_channels, ds.image_size, ds.num_classes) == (1, 8, 10)
+    assert ds.factors_train is None and ds.factor_names == ()
+
+
+def test_digits_split_is_stratified():
+    ds = load_dataset("digits", test_fraction=0.25)
+    train = torch.bincount(ds.y_train, minlength=10)
+    test = torch.bincount(ds.y_test, minlength=10)
+    expected = 0.25 * (train + test).float()
+    assert torch.all((test.float() - expected).abs() <= 0.5 + 1e-6)
+
+
+def test_digits_split_fixed_by_seed_and_recorded():
+    a, b, c = (load_dataset("digits", seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert a.split == b.split
+    assert a.split["train_hash"] != c.split["train_hash"]
+    assert not torch.equal(a.y_train, c.y_train)
+    assert json.loads(json.dumps(a.split)) == a.split
+    assert {"seed", "test_fraction", "n_train", "n_test", "train_hash"} <= set(a.split)
+    assert (a.split["seed"], a.split["n_train"], a.split["n_test"]) == (0, 1347, 450)
+
+
+def test_split_hash_changes_with_test_fraction():
+    a = load_dataset("digits", test_fraction=0.25)
+    b = load_dataset("digits", test_fraction=0.3)
+    assert a.split["train_hash"] != b.split["train_hash"]
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_dataset("digits", test_fraction=1.0)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="digits.*shapes"):
+        load_dataset("mnist")
+    with pytest.raises(ValueError, match="did you mean 'digits'"):
+        load_dataset("digit")
+    with pytest.raises(ValueError, match="unknown option 'n'"):
+        load_dataset("digits", n=10)
+
+
+def test_dataset_validates_its_tensors():
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.raises(ValueError, match="y_train"):
+        ImageDataset("bad", x, torch.zeros(3, dtype=torch.int64), x, None)
+    with pytest.raises(ValueError, match="x_test"):
+        ImageDataset("bad", x, None, x.double(), None)
+
+
+# ----------------------------------------------------------------------------- npz
+
+
+def test_npz_round_trip_uint8_with_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 6, 5), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    ds = load_dataset(str(tmp_path / "mine.npz"), seed=1)
+    assert ds.name == "mine"
+    assert ds.x_train.shape[1:] == (1, 6, 5) and ds.image_size == 6
+    assert (ds.split["n_train"], ds.split["n_test"]) == (32, 8)
+    assert torch.equal(torch.bincount(ds.y_test), torch.full((4,), 2))
+    # Every loaded image is the source image scaled to [0, 1], with its own label.
+    source = {x[i].tobytes(): y[i] for i in range(len(x))}
+    for image, label in zip(ds.x_train, ds.y_train, strict=True):
+        key = np.round(image[0].numpy() * 255).astype(np.uint8).tobytes()
+        assert source[key] == label
+
+
+def test_npz_float_colour_without_labels_and_factors(tmp_path):
+    x = np.random.default_rng(1).random((20, 4, 4, 3)).astype(np.float32)
+    factors = np.arange(40, dtype=np.float32).reshape(20, 2)
+    np.savez(tmp_path / "c.npz", x=x, factors=factors, factor_names=np.array(["a", "b"]))
+    ds = load_dataset(str(tmp_path / "c.npz"))
+    assert ds.in_channels == 3 and ds.y_train is None and ds.num_classes is None
+    assert ds.factor_names == ("a", "b")
+    assert ds.split["stratified"] is False
+    together = torch.cat([ds.x_train, ds.x_test]).permute(0, 2, 3, 1)
+    assert torch.allclose(together.sum(0), torch.from_numpy(x).sum(0), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"images": np.zeros((4, 3, 3))}, "missing key 'x'"),
+        ({"x": np.zeros((4, 3))}, "shape"),
+        ({"x": np.zeros((4, 3, 3)), "y": np.zeros(5, dtype=int)}, "y must have shape"),
+        ({"x": np.full((4, 3, 3), np.nan)}, "non-finite"),
+        ({"x": np.full((4, 3, 3), 2.0)}, r"\[0, 1\]"),
+    ],
+)
+def test_npz_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(str(tmp_path / "bad.npz"))
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def _write_images(root, sizes_per_class, mode="L", seed=0):
+    rng = np.random.default_rng(seed)
+    written = {}
+    for cls, sizes in sizes_per_class.items():
+        (root / cls).mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):
+            shape = (h, w) if mode == "L" else (h, w, 3)
+            pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            Image.fromarray(pixels, mode=mode).save(root / cls / f"{i}.png")
+            written[pixels.tobytes()] = cls
+    return written
+
+
+def test_folder_round_trip_grayscale(tmp_path):
+    written = _write_images(tmp_path / "data", {"cat": [(6, 6)] * 8, "dog": [(6, 6)] * 8})
+    ds = load_dataset(str(tmp_path / "data"), test_fraction=0.25)
+    assert ds.name == "data" and ds.class_names == ("cat", "dog")
+    assert ds.x_train.shape == (12, 1, 6, 6) and ds.x_test.shape == (4, 1, 6, 6)
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        for image, label in zip(x, y, strict=True):
+            key = np.round(image[0].numpy() * 255).astype(np.uint8).tobytes()
+            assert written[key] == ds.class_names[label]
+
+
+def test_folder_any_colour_image_makes_all_rgb(tmp_path):
+    root = tmp_path / "mixed"
+    _write_images(root, {"a": [(5, 5)] * 3})
+    _write_images(root, {"b": [(5, 5)] * 3}, mode="RGB", seed=1)
+    ds = load_dataset(str(root))
+    assert ds.in_channels == 3
+    gray = torch.cat([ds.x_train, ds.x_test])
+    gray = gray[torch.cat([ds.y_train, ds.y_test]) == 0]
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
+
+
+def test_folder_16_bit_grayscale_keeps_precision(tmp_path):
+    pixels = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4000).astype(np.uint16)
+    for cls in ("a", "b"):
+        (tmp_path / "deep" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(pixels).save(tmp_path / "deep" / cls / f"{i}.png")
+    ds = load_dataset(str(tmp_path / "deep"))
+    expected = torch.from_numpy(pixels.astype(np.float32) / 65535)
+    assert ds.in_channels == 1
+    assert torch.allclose(ds.x_train[0, 0], expected, atol=1e-6)
+
+
+def test_folder_errors_empty(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        load_dataset(str(tmp_path / "empty"))
+    (tmp_path / "one" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match="'a' contains no images"):
+        load_dataset(str(tmp_path / "one"))
+
+
+def test_folder_mixed_sizes_refused_then_resized(tmp_path):
+    root = tmp_path / "sizes"
+    _write_images(root, {"a": [(6, 6), (6, 6), (6, 6)], "b": [(8, 10), (6, 6), (6, 6)]})
+    with pytest.raises(ValueError, match=r"6x6: 5, 8x10: 1.*resize"):
+        load_dataset(str(root))
+    ds = load_dataset(str(root), resize=(7, 7))
+    assert ds.x_train.shape[1:] == (1, 7, 7)
+    assert load_dataset(str(root), resize=4).image_size == 4
+
+
+def test_folder_unreadable_files_all_listed(tmp_path):
+    root = tmp_path / "broken"
+    _write_images(root, {"a": [(4, 4)] * 4, "b": [(4, 4)] * 4})
+    (root / "a" / "junk.png").write_bytes(b"not an image")
+    (root / "b" / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="2 unreadable") as info:
+        load_dataset(str(root))
+    assert "junk.png" in str(info.value) and "notes.txt" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- augment
+
+IDENTITY = {
+    "global_scale": (1.0, 1.0),
+    "ratio": (1.0, 1.0),
+    "flip": False,
+    "jitter_prob": 0.0,
+    "blur_prob": 0.0,
+    "noise_std": 0.0,
+}
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_augment_views_shapes_and_range():
+    aug = MultiCropAugment(n_global=2, n_local=3, blur_prob=0.5, noise_std=0.1)
+    x = torch.rand(7, 3, 12, 10)
+    views = aug(x, _gen(0))
+    assert [tuple(v.shape) for v in views] == [(7, 3, 12, 12)] * 2 + [(7, 3, 6, 6)] * 3
+    assert all(v.min() >= 0 and v.max() <= 1 for v in views)
+    sized = MultiCropAugment(global_size=9, local_size=5, n_local=1)(x, _gen(0))
+    assert [tuple(v.shape) for v in sized] == [(7, 3, 9, 9)] * 2 + [(7, 3, 5, 5)]
+
+
+def test_augment_deterministic_given_seed():
+    aug = MultiCropAugment(n_local=2, blur_prob=0.5, noise_std=0.05)
+    x = torch.rand(16, 1, 8, 8)
+    a, b, c = aug(x, _gen(1)), aug(x, _gen(1)), aug(x, _gen(2))
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    assert all(not torch.equal(u, v) for u, v in zip(a, c, strict=True))
+    assert not torch.equal(a[0], a[1])  # two global views of one batch differ
+
+
+def test_augment_identity_when_everything_off():
+    x = torch.rand(9, 2, 8, 8)
+    views = MultiCropAugment(**IDENTITY, n_global=2)(x, _gen(0))
+    for view in views:
+        assert torch.allclose(view, x, atol=1e-5)
+
+
+def test_augment_forced_flip_flips_every_sample():
+    x = torch.rand(9, 1, 8, 8)
+    options = {**IDENTITY, "flip": True, "flip_prob": 1.0}
+    (view,) = MultiCropAugment(**options, n_global=1)(x, _gen(0))
+    assert torch.allclose(view, x.flip(-1), atol=1e-5)
+    # With the flip flag off nothing flips, whatever flip_prob says.
+    (view,) = MultiCropAugment(**{**options, "flip": False}, n_global=1)(x, _gen(0))
+    assert torch.allclose(view, x, atol=1e-5)
+
+
+def test_augment_flip_is_per_sample():
+    x = torch.rand(200, 1, 4, 4)
+    options = {**IDENTITY, "flip": True, "flip_prob": 0.5}
+    (view,) = MultiCropAugment(**options, n_global=1)(x, _gen(0))
+    flipped = (view - x.flip(-1)).flatten(1).abs().amax(1) < 1e-5
+    kept = (view - x).flatten(1).abs().amax(1) < 1e-5
+    assert torch.all(flipped ^ kept)
+    assert 50 < int(flipped.sum()) < 150
+
+
+def test_augment_crops_zoom_in():
+    # A crop of a quarter of the area shows a region, not the whole image.
+    x = torch.linspace(0, 1, 16).repeat(16, 1)[None, None].expand(32, 1, 16, 16)
+    options = {**IDENTITY, "global_scale": (0.25, 0.25)}
+    (view,) = MultiCropAugment(**options, n_global=1)(x, _gen(0))
+    span = view[:, 0, 0, -1] - view[:, 0, 0, 0]
+    assert torch.allclose(span, torch.full((32,), 0.5), atol=1e-4)
+
+
+def test_augment_jitter_blur_noise_change_values():
+    x = torch.rand(8, 1, 8, 8) * 0.5 + 0.25
+    for option in ({"jitter_prob": 1.0}, {"blur_prob": 1.0}, {"noise_std": 0.1}):
+        (view,) = MultiCropAugment(**{**IDENTITY, **option}, n_global=1)(x, _gen(0))
+        assert (view - x).abs().max() > 1e-2, option
+    blurred = MultiCropAugment(**{**IDENTITY, "blur_prob": 1.0}, n_global=1)(x, _gen(0))[0]
+    assert blurred.std() < x.std()  # blur smooths
+    assert torch.allclose(blurred.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=0.05)
+
+
+def test_augment_validates_input():
+    aug = MultiCropAugment()
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        aug(torch.rand(8, 8), _gen(0))
+    with pytest.raises(ValueError, match="floating"):
+        aug(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), _gen(0))
+    with pytest.raises(ValueError, match="empty"):
+        aug(torch.rand(0, 1, 8, 8), _gen(0))
+    with pytest.raises(ValueError, match="Generator"):
+        aug(torch.rand(2, 1, 8, 8), 0)
+    with pytest.raises(ValueError, match="global_scale"):
+        MultiCropAugment(global_scale=(0.5, 1.5))
+    with pytest.raises(ValueError, match="n_global"):
+        MultiCropAugment(n_global=0)
+
+
+def test_default_augment_per_dataset():
+    digits = default_augment(load_dataset("digits"), n_local=2)
+    assert (digits.global_size, digits.local_size, digits.flip, digits.n_local) == (8, 4, False, 2)
+    shapes = default_augment(load_dataset("shapes", n=40, size=32))
+    assert (shapes.global_size, shapes.local_size, shapes.flip) == (32, 16, True)
