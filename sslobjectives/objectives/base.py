@@ -136,13 +136,16 @@ def check_views(student: object, teacher: object) -> tuple[list, list]:
 class Objective(nn.Module):
     """Base of every objective: validates views, checks the loss, leaves maths to subclasses.
 
-    Subclasses set ``name`` and ``Config`` (a frozen dataclass) and implement
+    Subclasses set ``name``, ``Config`` (a frozen dataclass) and ``head_kind`` (the output
+    the objective reads: ``"cluster"`` logits over K prototypes, ``"binary"`` logits of B
+    bits, or an ``"embedding"``; the trainer builds the matching head from it) and implement
     :meth:`compute`. State (running center, prior) lives in buffers, so it is saved with
     ``state_dict`` and moved with ``.to()``; it is updated only in training mode.
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
+    head_kind: ClassVar[str] = ""
 
     def __init__(self, config: Any = None):
         super().__init__()

@@ -68,6 +68,7 @@ class BITS(Objective):
 
     name = "bits"
     Config = BitsConfig
+    head_kind = "binary"
 
     def message(self, teacher_logits: torch.Tensor) -> torch.Tensor:
         """The targets the student predicts: hard bits or soft ``sigmoid(a / tau)``."""

@@ -55,6 +55,8 @@ class ClusterConfig:
 class ClusterObjective(Objective):
     """Common body: normalise the teacher (subclass), cross-entropy over view pairs, stats."""
 
+    head_kind = "cluster"
+
     def teacher_probs(self, teacher: torch.Tensor, temp: float) -> torch.Tensor:
         """(V_t * B, K) teacher logits -> (V_t * B, K) normalised teacher posteriors."""
         raise NotImplementedError  # pragma: no cover - abstract

@@ -49,6 +49,7 @@ class SimDINO(Objective):
 
     name = "simdino"
     Config = SimDinoConfig
+    head_kind = "embedding"
 
     def compute(self, student, teacher, epoch, stats) -> LossOutput:
         cfg = self.config
