@@ -165,7 +165,7 @@ class Objective(nn.Module):
         student, teacher = check_views(student, teacher)
         out = self.compute(student, teacher, epoch, stats)
         if not torch.compiler.is_compiling():
-            self._check_finite(out, student)
+            self._check_finite(out, student, teacher)
         return out
 
     def compute(
@@ -173,13 +173,16 @@ class Objective(nn.Module):
     ) -> LossOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _check_finite(self, out: LossOutput, student: list[torch.Tensor]) -> None:
+    def _check_finite(
+        self, out: LossOutput, student: list[torch.Tensor], teacher: list[torch.Tensor]
+    ) -> None:
         value = float(out.loss.detach())
         if math.isfinite(value):
             return
-        for i, v in enumerate(student):
-            if not bool(torch.isfinite(v).all()):
-                raise ValueError(f"{self.name}: student[{i}] has non-finite values (NaN or inf)")
+        for name, views in (("student", student), ("teacher", teacher)):
+            for i, v in enumerate(views):
+                if not bool(torch.isfinite(v).all()):
+                    raise ValueError(f"{self.name}: {name}[{i}] has non-finite values (NaN or inf)")
         for term, t in out.terms.items():
             if not math.isfinite(float(t.detach())):
                 raise NonFiniteLossError(self.name, term, float(t.detach()))
