@@ -14,6 +14,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(text: str) -> list[int]:
+    """``3`` -> seeds 0, 1, 2; ``0,5,7`` -> those seeds."""
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        return list(range(int(text)))
+    except ValueError:
+        msg = f"seeds must be a count or a comma list, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sslobjectives.compare import (
+        apply_overrides,
+        default_methods,
+        plan_runs,
+        run_comparison,
+        select_methods,
+    )
+
+    base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
+    for key in ("batch_size", "n_local", "device"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    try:
+        methods = select_methods(default_methods(args.epochs), args.objectives)
+        base, methods = apply_overrides(base, methods, args.set)
+        configs = plan_runs(methods, args.seeds, base)
+    except ValueError as err:
+        print(f"sslobj compare: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"{len(configs)} runs ({len(methods)} objectives x {len(args.seeds)} seeds) on "
+        f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
+        flush=True,
+    )
+    report = run_comparison(configs, args.out, progress=not args.no_progress)
+    print(report["table"])
+    print(
+        f"results: {args.out} (runs.csv, summary.csv, table.txt, "
+        + ", ".join(p.rsplit("/", 1)[-1] for p in report["plots"])
+        + ")"
+    )
+    for failure in report["failures"]:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if report["failures"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sslobj", description="Compare self-supervised objectives on one backbone."
@@ -25,6 +73,43 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--local-views", type=int, default=4)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="train every objective on the same backbone, data and budget; table and plots",
+    )
+    cmp_.add_argument(
+        "--objectives",
+        nargs="+",
+        metavar="NAME",
+        help="labels or objective names (default: the six of the comparison)",
+    )
+    cmp_.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits, shapes, a .npz file or an image folder (default: digits)",
+    )
+    cmp_.add_argument("--backbone", default="cnn", help="cnn, mlp, vit or timm:<name>")
+    cmp_.add_argument("--epochs", type=int, default=30)
+    cmp_.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=[0, 1, 2],
+        help="a count (3 = seeds 0,1,2) or a comma list (default: 3)",
+    )
+    cmp_.add_argument("--batch-size", type=int, dest="batch_size")
+    cmp_.add_argument("--n-local", type=int, dest="n_local", help="local views per sample")
+    cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    cmp_.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override: lr=0.002 (run setting) or bits.beta=0.2 (objective)",
+    )
+    cmp_.add_argument("--out", default="results/compare", help="results directory")
+    cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmp_.set_defaults(func=_compare)
     return parser
 
 

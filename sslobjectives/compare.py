@@ -1,0 +1,160 @@
+"""``sslobj compare``: every objective on the same backbone, data and budget.
+
+The default set is the BITS paper's comparison (arXiv 2602.09764, Tables 1-2) plus the
+clustering paper's teacher (arXiv 2605.11870): ``dino``, ``kl_inverse_prior``, ``sinkhorn``,
+``simdino``, ``bits`` with a fixed head and ``bits`` with a head reset every tenth of
+training (the paper's n = 10 of 100 epochs), 3 seeds each, on ``digits``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslobjectives.objectives import names as objective_names
+from sslobjectives.objectives import nearest_key
+from sslobjectives.train.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Method:
+    """A labelled objective setting in a comparison."""
+
+    label: str
+    objective: str
+    objective_cfg: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)  # run-level keys, e.g. reset_period
+
+
+def reset_period_for(epochs: int, paper_period: int = 10, paper_epochs: int = 100) -> int:
+    """The BITS reset period scaled to ``epochs`` (paper: every 10 of 100 epochs).
+
+    >>> reset_period_for(30), reset_period_for(100), reset_period_for(5)
+    (3, 10, 1)
+    """
+    return max(1, round(epochs * paper_period / paper_epochs))
+
+
+def default_methods(epochs: int) -> list[Method]:
+    return [
+        Method("dino", "dino"),
+        Method("kl_inverse_prior", "kl_inverse_prior"),
+        Method("sinkhorn", "sinkhorn"),
+        Method("simdino", "simdino"),
+        Method("bits-fixed", "bits"),
+        Method("bits-reset", "bits", run={"reset_period": reset_period_for(epochs)}),
+    ]
+
+
+def parse_value(text: str) -> Any:
+    """``"0.2"`` -> 0.2, ``"null"`` -> None, ``"[1, 2]"`` -> list, anything else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(
+    base: dict[str, Any], methods: list[Method], overrides: list[str]
+) -> tuple[dict[str, Any], list[Method]]:
+    """Apply ``--set`` overrides: ``key=value`` for run settings, ``name.key=value`` for an
+    objective's config, where ``name`` is an objective or a method label."""
+    run_keys = [f for f in RunConfig.__dataclass_fields__]
+    base = dict(base)
+    methods = list(methods)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value or objective.key=value")
+        key, raw = item.split("=", 1)
+        value = parse_value(raw)
+        if "." not in key:
+            if key not in run_keys:
+                raise ValueError(f"--set: unknown setting {key!r}{nearest_key(key, run_keys)}")
+            base[key] = value
+            continue
+        target, sub = key.split(".", 1)
+        hit = False
+        for i, m in enumerate(methods):
+            if target in (m.objective, m.label):
+                methods[i] = Method(m.label, m.objective, {**m.objective_cfg, sub: value}, m.run)
+                hit = True
+        if not hit:
+            valid = sorted({m.label for m in methods} | {m.objective for m in methods})
+            raise ValueError(
+                f"--set {item!r}: {target!r} names no objective or label in this comparison"
+                f"{nearest_key(target, valid)}; valid: {', '.join(valid)}"
+            )
+    return base, methods
+
+
+def select_methods(methods: list[Method], wanted: list[str] | None) -> list[Method]:
+    """Keep the methods named (by label or objective); unknown names are errors."""
+    if not wanted:
+        return methods
+    out = []
+    for name in wanted:
+        found = [m for m in methods if name in (m.label, m.objective)]
+        if not found and name in objective_names():
+            found = [Method(name, name)]
+        if not found:
+            valid = [m.label for m in methods]
+            raise ValueError(
+                f"unknown objective {name!r}{nearest_key(name, valid)}; valid: {', '.join(valid)}"
+            )
+        out += [m for m in found if m not in out]
+    return out
+
+
+def plan_runs(methods: list[Method], seeds: list[int], base: dict[str, Any]) -> list[RunConfig]:
+    """One config per (method, seed); every problem is reported at once."""
+    configs, problems = [], []
+    for m in methods:
+        for seed in seeds:
+            d = {**base, **m.run, "objective": m.objective, "label": m.label, "seed": seed}
+            d["objective_cfg"] = {**base.get("objective_cfg", {}), **m.objective_cfg}
+            try:
+                configs.append(RunConfig.from_dict(d))
+            except ValueError as err:
+                msg = f"{m.label}: {err}"
+                if msg not in problems:
+                    problems.append(msg)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return configs
+
+
+def run_dir_for(out_dir: Path, config: RunConfig) -> Path:
+    return Path(out_dir) / "runs" / f"{config.display_name}-s{config.seed}-{config.run_id}"
+
+
+def run_comparison(
+    configs: list[RunConfig], out_dir: str | Path, *, progress: bool = True
+) -> dict[str, Any]:
+    """Train every config (finished runs are reused, interrupted ones resume), then write the
+    table, CSVs and plots into ``out_dir``."""
+    from sslobjectives.results import load_results, write_report
+    from sslobjectives.train import train
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(configs), desc="runs", dynamic_ncols=True)
+    failures = []
+    for config in configs:
+        result = train(config, run_dir_for(out_dir, config), resume=True, progress=progress)
+        if result["status"] != "done":
+            failures.append(f"{config.display_name} seed {config.seed}: {result.get('error')}")
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    wanted = {c.run_id for c in configs}
+    results = [r for r in load_results([out_dir / "runs"]) if r["run_id"] in wanted]
+    report = write_report(results, out_dir)
+    report["failures"] = failures
+    return report

@@ -1,0 +1,275 @@
+"""Collect run results into tables and plots: mean ± 95% CI over seeds, per group.
+
+Used by ``sslobj compare`` and ``sslobj sweep collect``. Runs are aggregated only when they
+are comparable: every setting that is not one of the grouping keys (or the seed) must agree,
+otherwise :func:`check_comparable` names the key that differs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sslobjectives.train.trainer import RESULT_FILE
+
+#: Final metrics shown in tables, in order; a column is kept when some run has it.
+TABLE_METRICS = (
+    "knn",
+    "linear",
+    "map",
+    "code_knn",
+    "code_map",
+    "effective_rank",
+    "marginal_entropy",
+    "bit_entropy",
+    "dead_bits",
+)
+#: Columns where lower is better (the best mark goes to the minimum).
+LOWER_IS_BETTER = {"dead_bits"}
+#: Settings that name what is compared rather than how: they may differ between groups.
+METHOD_KEYS = ("objective", "objective_cfg", "label", "reset_period", "reset_teacher")
+
+
+def load_results(paths: Iterable[str | Path], status: str | None = "done") -> list[dict]:
+    """Every ``result.json`` under the given directories (or the files themselves)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        files = [p] if p.is_file() else sorted(p.rglob(RESULT_FILE))
+        for f in files:
+            r = json.loads(f.read_text())
+            if status is None or r.get("status") == status:
+                r["_path"] = str(f)
+                out.append(r)
+    return out
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def check_comparable(results: Sequence[dict], varied: Iterable[str] = ()) -> None:
+    """Raise ``ValueError`` naming the first setting that differs between runs.
+
+    Allowed to differ: the seed, the method keys (:data:`METHOD_KEYS`) and ``varied`` (the
+    keys a sweep varies on purpose, dotted for nested ones: ``objective_cfg.beta``).
+    """
+    allowed = {"seed", *METHOD_KEYS, *varied}
+    if not results:
+        raise ValueError("no finished runs to aggregate")
+    ref = _flatten(results[0]["config"])
+    ref_split = results[0].get("split", {}).get("train_hash")
+    for r in results[1:]:
+        cfg = _flatten(r["config"])
+        for key in sorted(set(ref) | set(cfg)):
+            top = key.split(".")[0]
+            if key in allowed or top in allowed:
+                continue
+            if ref.get(key) != cfg.get(key):
+                raise ValueError(
+                    f"runs are not comparable: setting {key!r} differs "
+                    f"({ref.get(key)!r} in {results[0].get('_path', 'first run')} vs "
+                    f"{cfg.get(key)!r} in {r.get('_path', 'another run')})"
+                )
+        split = r.get("split", {}).get("train_hash")
+        if split != ref_split:
+            raise ValueError(f"runs are not comparable: train/test split differs ({split})")
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the t-distribution confidence interval (0 for one value).
+
+    >>> m, h = mean_ci([1.0, 2.0, 3.0])
+    >>> round(m, 3), round(h, 3)
+    (2.0, 2.484)
+    """
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), 0.0
+    from scipy import stats
+
+    half = stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return float(x.mean()), float(half)
+
+
+def group_key(result: dict, by: Sequence[str]) -> tuple:
+    cfg = _flatten(result["config"])
+    return tuple(result.get("label") if k == "label" else cfg.get(k) for k in by)
+
+
+def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[dict[str, Any]]:
+    """One row per group: the group's keys, ``n`` seeds, and ``metric`` / ``metric_ci``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(group_key(r, by), []).append(r)
+    rows = []
+    for key, runs in groups.items():
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row["n"] = len(runs)
+        row["collapsed"] = sum(bool(r.get("collapsed")) for r in runs)
+        for m in TABLE_METRICS:
+            vals = [r["final"].get(m) for r in runs if isinstance(r["final"].get(m), (int, float))]
+            if vals:
+                row[m], row[f"{m}_ci"] = mean_ci(vals)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",)) -> str:
+    """Text table of :func:`summarize` rows: ``mean ± CI``, best per column marked ``*``."""
+    metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
+    best = {}
+    for m in metrics:
+        vals = [r[m] for r in rows if m in r and math.isfinite(r[m])]
+        if len(vals) > 1:
+            best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
+    header = [*by, "n", *metrics, "collapsed"]
+    lines = []
+    for r in rows:
+        cells = [str(r.get(k)) for k in by] + [str(r["n"])]
+        for m in metrics:
+            if m not in r:
+                cells.append("-")
+                continue
+            mark = "*" if best.get(m) == r[m] else " "
+            cells.append(f"{r[m]:.3f} ± {r[m + '_ci']:.3f}{mark}")
+        cells.append(f"{r['collapsed']}/{r['n']}")
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in lines]
+    out.append("mean ± 95% CI over seeds (t-distribution); * best in column")
+    return "\n".join(line.rstrip() for line in out)
+
+
+def write_runs_csv(results: Sequence[dict], path: str | Path) -> None:
+    """One row per run: label, seed, run id, status, collapse flag and scalar final metrics."""
+    rows = []
+    for r in results:
+        row = {"label": r.get("label"), "seed": r.get("seed"), "run_id": r.get("run_id")}
+        row.update({"status": r.get("status"), "collapsed": r.get("collapsed")})
+        row["runtime_s"] = r.get("runtime_s")
+        row.update({k: v for k, v in (r.get("final") or {}).items() if isinstance(v, (int, float))})
+        rows.append(row)
+    _write_csv(rows, path)
+
+
+def write_summary_csv(rows: Sequence[dict], path: str | Path) -> None:
+    _write_csv(rows, path)
+
+
+def _write_csv(rows: Sequence[dict], path: str | Path) -> None:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+CURVES = ("loss", "knn", "marginal_entropy", "bit_entropy", "effective_rank")
+
+
+def plot_curves(
+    results: Sequence[dict], path: str | Path, by: Sequence[str] = ("label",)
+) -> Path | None:
+    """Per-epoch curves (loss, k-NN, marginal/bit entropy, effective rank), one line per group
+    (mean over seeds, shaded min-max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [c for c in CURVES if any(c in h for r in results for h in r["history"])]
+    if not present:
+        return None
+    fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False)
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(group_key(r, by), []).append(r)
+    for ax, curve in zip(axes[0], present, strict=True):
+        for key, runs in groups.items():
+            series = [[h.get(curve, np.nan) for h in r["history"]] for r in runs]
+            length = min(len(s) for s in series)
+            arr = np.array([s[:length] for s in series], dtype=float)
+            if np.isnan(arr).all():
+                continue
+            epochs = np.arange(1, length + 1)
+            name = ", ".join(str(k) for k in key)
+            ax.plot(epochs, np.nanmean(arr, axis=0), label=name)
+            ax.fill_between(epochs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), alpha=0.15)
+        ax.set_title(curve)
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_bit_usage(
+    results: Sequence[dict], path: str | Path, by: Sequence[str] = ("label",)
+) -> Path | None:
+    """Histogram of per-bit marginal entropy (test set) for each binary-code group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple, list[float]] = {}
+    for r in results:
+        ent = (r.get("final") or {}).get("bit_entropy_per_bit")
+        if ent:
+            groups.setdefault(group_key(r, by), []).extend(ent)
+    if not groups:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    bins = np.linspace(0, 1, 21)
+    for key, ent in groups.items():
+        ax.hist(ent, bins=bins, alpha=0.5, label=", ".join(str(k) for k in key))
+    ax.set_xlabel("per-bit marginal entropy (bits)")
+    ax.set_ylabel("bits (all seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_report(
+    results: Sequence[dict],
+    out_dir: str | Path,
+    by: Sequence[str] = ("label",),
+    varied: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Check comparability, then write ``runs.csv``, ``summary.csv``, ``table.txt`` and the
+    PNG plots into ``out_dir``; return the rows and the table text."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_comparable(results, varied)
+    rows = summarize(results, by)
+    table = format_table(rows, by)
+    write_runs_csv(results, out_dir / "runs.csv")
+    write_summary_csv(rows, out_dir / "summary.csv")
+    (out_dir / "table.txt").write_text(table + "\n")
+    plots = [
+        plot_curves(results, out_dir / "curves.png", by),
+        plot_bit_usage(results, out_dir / "bit_usage.png", by),
+    ]
+    return {"rows": rows, "table": table, "plots": [str(p) for p in plots if p]}

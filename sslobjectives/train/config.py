@@ -1,0 +1,184 @@
+"""One training run, as data: a frozen, JSON-able config whose hash is the run's id.
+
+Every objective in a comparison gets the same backbone, initialisation seed, optimiser,
+schedule and number of steps: only ``objective``, ``objective_cfg`` and the head follow the
+objective. Unknown keys are errors naming the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from sslobjectives.objectives import build, get, nearest_key
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result.
+
+    Attributes:
+        objective: registry name (``dino``, ``kl_inverse_prior``, ``sinkhorn``, ``bits``,
+            ``simdino``); objective_cfg: its config keys (e.g. ``{"beta": 0.2}``).
+        label: display name in tables (e.g. ``bits-reset``); not part of the run id.
+        dataset, dataset_kwargs, data_seed: the data and its fixed train/test split.
+        seed: initialisation, data order and augmentation.
+        backbone, backbone_kwargs: the shared backbone.
+        head_dim: K prototypes / B bits / embedding size. head_hidden, head_layers,
+            bottleneck_dim: the projection head's MLP.
+        epochs, batch_size (global, over all processes), n_local: local views per sample.
+        lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
+        weight_decay, weight_decay_end: cosine weight-decay schedule (DINO).
+        clip_grad: max gradient norm (0 disables).
+        momentum_base, momentum_final: EMA teacher momentum, cosine schedule.
+        freeze_last_layer_epochs: keep the prototype layer fixed for the first epochs (DINO).
+        reset_period, reset_teacher: projection-head reset schedule (BITS); None = never.
+        teacher_temp_warmup_frac: for objectives with a teacher-temperature warm-up and no
+            explicit ``warmup_teacher_temp_epochs``, the warm-up lasts this fraction of the
+            epochs (DINO: 30 of 100).
+        knn_k: neighbours of the per-epoch k-NN monitor and the final k-NN.
+        collapse_entropy_frac, collapse_rank: a run is flagged collapsed when the teacher's
+            marginal entropy falls under this fraction of its maximum, or the effective rank
+            of the test features under this value.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    objective: str = "dino"
+    objective_cfg: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+    dataset: str = "digits"
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    data_seed: int = 0
+    seed: int = 0
+    backbone: str = "cnn"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    head_dim: int = 256
+    head_hidden: int = 256
+    head_layers: int = 3
+    bottleneck_dim: int = 64
+    epochs: int = 30
+    batch_size: int = 128
+    n_local: int = 2
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_epochs: int = 3
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.1
+    clip_grad: float = 3.0
+    momentum_base: float = 0.99
+    momentum_final: float = 1.0
+    freeze_last_layer_epochs: int = 1
+    reset_period: int | None = None
+    reset_teacher: bool = True
+    teacher_temp_warmup_frac: float = 0.3
+    knn_k: int = 20
+    collapse_entropy_frac: float = 0.1
+    collapse_rank: float = 2.0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("invalid run config: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every problem with this config at once (empty when valid)."""
+        out: list[str] = []
+        for name, expected in _field_types().items():
+            value = getattr(self, name)
+            if not _is_instance(value, expected):
+                names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
+                out.append(f"{name} must be {names}, got {value!r}")
+        if out:
+            return out
+        try:
+            cls = get(self.objective)
+            build(self.objective, **self.objective_cfg)
+        except ValueError as err:
+            out.append(str(err))
+            cls = None
+        positive = ["epochs", "batch_size", "head_dim", "head_hidden", "head_layers", "knn_k"]
+        out += [
+            f"{k} must be >= 1, got {getattr(self, k)}" for k in positive if getattr(self, k) < 1
+        ]
+        if self.n_local < 0:
+            out.append(f"n_local must be >= 0, got {self.n_local}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            out.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.momentum_base <= self.momentum_final <= 1:
+            out.append("need 0 <= momentum_base <= momentum_final <= 1")
+        if self.reset_period is not None and self.reset_period < 1:
+            out.append(f"reset_period must be None or >= 1, got {self.reset_period}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            out.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if cls is not None and cls.head_kind not in ("cluster", "binary", "embedding"):
+            out.append(f"objective {self.objective!r} declares unknown head_kind {cls.head_kind!r}")
+        return out
+
+    # ------------------------------------------------------------------ derived
+
+    def resolved_objective_cfg(self) -> dict[str, Any]:
+        """``objective_cfg`` with the teacher-temperature warm-up scaled to ``epochs``."""
+        cfg = dict(self.objective_cfg)
+        fields = {f.name for f in dataclasses.fields(get(self.objective).Config)}
+        if "warmup_teacher_temp_epochs" in fields and "warmup_teacher_temp_epochs" not in cfg:
+            cfg["warmup_teacher_temp_epochs"] = round(
+                self.teacher_temp_warmup_frac * self.epochs, 6
+            )
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (the objective config resolved)."""
+        d = dataclasses.asdict(self)
+        d["objective_cfg"] = self.resolved_objective_cfg()
+        return d
+
+    @property
+    def run_id(self) -> str:
+        """Hash of everything that determines the result (the label is left out)."""
+        d = self.to_dict()
+        d.pop("label")
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.objective
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """Build from a dict; unknown keys are errors naming the nearest valid key."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in d if k not in valid]
+        if unknown:
+            raise ValueError(
+                "invalid run config: "
+                + "; ".join(f"unknown key {k!r}{nearest_key(k, valid)}" for k in unknown)
+            )
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Runtime types of each field, read from the annotations (``int | None`` -> both)."""
+    out = {}
+    for name, hint in typing.get_type_hints(RunConfig).items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        out[name] = tuple(typing.get_origin(a) or a for a in args)
+    return out
+
+
+def _is_instance(value: Any, expected: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in expected:
+        return False
+    if float in expected and isinstance(value, int):
+        return True
+    return isinstance(value, expected)

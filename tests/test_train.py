@@ -1,0 +1,163 @@
+"""The trainer: resume equals uninterrupted, failures are recorded, configs are validated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sslobjectives.objectives.bits import BITS
+from sslobjectives.train import RunConfig, Trainer, read_result, train
+from sslobjectives.train.trainer import CHECKPOINT_FILE, lr_at
+
+TINY = dict(
+    dataset="digits",
+    epochs=3,
+    batch_size=256,
+    n_local=1,
+    head_dim=32,
+    head_hidden=64,
+    bottleneck_dim=16,
+    warmup_epochs=1,
+    knn_k=5,
+)
+
+
+def tiny(**kw) -> RunConfig:
+    return RunConfig(**{**TINY, **kw})
+
+
+@pytest.mark.parametrize("objective", ["dino", "bits"])
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path, monkeypatch, objective):
+    cfg = tiny(objective=objective, reset_period=1 if objective == "bits" else None)
+    full = train(cfg, tmp_path / "full", progress=False)
+
+    original = Trainer.train_epoch
+
+    def killed_at_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", progress=False)
+    assert read_result(tmp_path / "resumed") is None  # a killed run has no result
+    state = torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=True)
+    assert state["epoch"] == 2
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = train(cfg, tmp_path / "resumed", resume=True, progress=False)
+
+    assert resumed["status"] == full["status"] == "done"
+    for a, b in zip(full["history"], resumed["history"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6, abs=1e-6)
+        assert a["knn"] == pytest.approx(b["knn"], abs=1e-9)
+    for key in ("knn", "linear", "map", "effective_rank"):
+        assert full["final"][key] == pytest.approx(resumed["final"][key], rel=1e-5, abs=1e-6)
+    assert full["head_resets"] == resumed["head_resets"] == [1, 2] * (objective == "bits")
+
+
+def test_finished_run_is_not_retrained_and_not_overwritten(tmp_path):
+    cfg = tiny(epochs=1)
+    first = train(cfg, tmp_path / "r", progress=False)
+    stamp = (tmp_path / "r" / "result.json").stat().st_mtime_ns
+    again = train(cfg, tmp_path / "r", resume=True, progress=False)
+    assert again == json.loads((tmp_path / "r" / "result.json").read_text())
+    assert again["run_id"] == first["run_id"]
+    assert (tmp_path / "r" / "result.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, tmp_path / "r", progress=False)
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, monkeypatch):
+    original = Trainer.train_epoch
+
+    def killed(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(), tmp_path / "r", progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    with pytest.raises(ValueError, match="belongs to run"):
+        train(tiny(lr=0.5), tmp_path / "r", resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_names_step_and_term_keeps_checkpoint(tmp_path, monkeypatch):
+    original = BITS.compute
+    calls = {"n": 0}
+
+    def poisoned(self, student, teacher, epoch, stats):
+        out = original(self, student, teacher, epoch, stats)
+        calls["n"] += 1
+        if epoch is not None and epoch >= 1.0:  # second epoch: BCE blows up
+            out.terms["bce"] = out.terms["bce"] * float("nan")
+            out.loss = out.terms["bce"] - out.terms["rate"]
+        return out
+
+    monkeypatch.setattr(BITS, "compute", poisoned)
+    result = train(tiny(objective="bits"), tmp_path / "r", progress=False)
+    assert result["status"] == "failed"
+    assert "'bce'" in result["error"] and "step 5" in result["error"]
+    assert result["failed_step"] == 5  # 1347 // 256 = 5 steps per epoch
+    on_disk = read_result(tmp_path / "r")
+    assert on_disk["status"] == "failed" and on_disk["error"] == result["error"]
+    state = torch.load(tmp_path / "r" / CHECKPOINT_FILE, weights_only=True)
+    assert state["epoch"] == 1  # the last good checkpoint, from before the failure
+    assert len(result["history"]) == 1
+
+
+def test_collapse_is_flagged_not_hidden(tmp_path):
+    cfg = tiny(objective="dino", epochs=1, collapse_rank=1e9)
+    result = train(cfg, tmp_path / "r", progress=False)
+    assert result["status"] == "done"
+    assert result["collapsed"] is True
+    assert "effective rank" in result["collapse_reason"]
+
+
+def test_result_records_config_split_versions_and_metrics(tmp_path):
+    result = train(tiny(objective="simdino", epochs=1), tmp_path / "r", progress=False)
+    assert result["config"]["objective"] == "simdino"
+    assert set(result["split"]) >= {"seed", "n_train", "n_test", "train_hash"}
+    assert result["versions"]["torch"] == torch.__version__
+    for key in ("knn", "linear", "map", "effective_rank"):
+        assert 0.0 <= result["final"][key] <= max(1.0, result["final"]["effective_rank"])
+    assert result["final"]["knn"] > 0.2  # far above chance (0.1) after one epoch on digits
+    assert 0 < result["objective_forward_frac"] < 1
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = tiny(epochs=10, warmup_epochs=2, lr=1e-3, min_lr=1e-5)
+    lrs = [lr_at(cfg, s, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-3 / 20) and lrs[19] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:], strict=False))
+    assert lrs[-1] == pytest.approx(1e-5, rel=0.05)
+
+
+def test_config_errors_name_every_problem_and_the_nearest_key():
+    with pytest.raises(ValueError, match="epochs must be int.*batch_size must be int"):
+        RunConfig(epochs="3", batch_size=1.5)
+    with pytest.raises(ValueError, match="did you mean 'epochs'"):
+        RunConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="did you mean 'beta'"):
+        RunConfig(objective="bits", objective_cfg={"bta": 0.1})
+    with pytest.raises(ValueError, match="unknown objective 'dinoo'.*did you mean 'dino'"):
+        RunConfig(objective="dinoo")
+
+
+def test_run_id_ignores_the_label_and_changes_with_settings():
+    assert tiny(label="a").run_id == tiny(label="b").run_id
+    assert tiny().run_id != tiny(seed=1).run_id
+    assert (
+        tiny(objective="bits").run_id != tiny(objective="bits", objective_cfg={"beta": 0.2}).run_id
+    )
+
+
+def test_teacher_temperature_warmup_scales_with_epochs():
+    assert tiny(epochs=10).resolved_objective_cfg()["warmup_teacher_temp_epochs"] == 3.0
+    explicit = tiny(objective_cfg={"warmup_teacher_temp_epochs": 1})
+    assert explicit.resolved_objective_cfg()["warmup_teacher_temp_epochs"] == 1
+    assert "warmup_teacher_temp_epochs" not in tiny(objective="bits").resolved_objective_cfg()
