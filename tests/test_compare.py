@@ -1,0 +1,136 @@
+"""`sslobj compare` and the results it aggregates."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from sslobjectives.cli import main
+from sslobjectives.compare import (
+    Method,
+    apply_overrides,
+    default_methods,
+    plan_runs,
+    reset_period_for,
+    select_methods,
+)
+from sslobjectives.results import check_comparable, format_table, mean_ci, summarize
+
+TINY_SET = [
+    "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set", "head_hidden=64",
+    "--set", "bottleneck_dim=16", "--set", "knn_k=5", "--set", "warmup_epochs=0",
+    "--n-local", "0",
+]  # fmt: skip
+
+
+def test_default_set_is_the_six_methods_of_the_comparison():
+    methods = default_methods(30)
+    assert [m.label for m in methods] == [
+        "dino", "kl_inverse_prior", "sinkhorn", "simdino", "bits-fixed", "bits-reset"
+    ]  # fmt: skip
+    assert methods[-1].run == {"reset_period": 3}
+    configs = plan_runs(methods, [0, 1, 2], {"epochs": 30})
+    assert len(configs) == 18
+    shared = {k for k in configs[0].to_dict() if k not in ("objective", "objective_cfg")}
+    for c in configs:  # every objective gets the same backbone, optimiser and budget
+        for key in shared - {"label", "seed", "reset_period"}:
+            assert getattr(c, key) == getattr(configs[0], key), key
+
+
+def test_reset_period_scales_the_papers_ten_of_hundred():
+    assert [reset_period_for(e) for e in (1, 10, 30, 100, 200)] == [1, 1, 3, 10, 20]
+
+
+def test_overrides_reach_the_right_objective_and_name_the_nearest_key():
+    base, methods = apply_overrides({}, default_methods(10), ["bits.beta=0.2", "lr=0.002"])
+    assert base["lr"] == 0.002
+    bits = [m for m in methods if m.objective == "bits"]
+    assert all(m.objective_cfg == {"beta": 0.2} for m in bits)
+    assert all(m.objective_cfg == {} for m in methods if m.objective != "bits")
+    with pytest.raises(ValueError, match="did you mean 'epochs'"):
+        apply_overrides({}, default_methods(10), ["epoch=3"])
+    with pytest.raises(ValueError, match="did you mean 'bits'"):
+        apply_overrides({}, default_methods(10), ["bitz.beta=0.2"])
+    _, methods = apply_overrides({}, default_methods(10), ["bits.bta=0.2"])
+    with pytest.raises(ValueError, match="did you mean 'beta'"):
+        plan_runs(methods, [0], {})
+
+
+def test_select_methods_by_label_or_objective():
+    methods = default_methods(10)
+    assert [m.label for m in select_methods(methods, ["bits"])] == ["bits-fixed", "bits-reset"]
+    assert [m.label for m in select_methods(methods, ["dino"])] == ["dino"]
+    with pytest.raises(ValueError, match="did you mean 'sinkhorn'"):
+        select_methods(methods, ["sinkhorm"])
+
+
+def _result(label, seed, knn, **config):
+    cfg = {"objective": "dino", "epochs": 10, "lr": 0.001, "objective_cfg": {}, **config}
+    return {
+        "label": label, "seed": seed, "run_id": f"{label}{seed}", "status": "done",
+        "config": cfg, "split": {"train_hash": "abc"}, "final": {"knn": knn}, "history": [],
+    }  # fmt: skip
+
+
+def test_aggregation_refuses_runs_whose_shared_settings_differ():
+    ok = [_result("a", 0, 0.5), _result("b", 0, 0.6, objective="bits")]
+    check_comparable(ok)
+    bad = [_result("a", 0, 0.5), _result("b", 0, 0.6, lr=0.01)]
+    with pytest.raises(ValueError, match="setting 'lr' differs"):
+        check_comparable(bad)
+    check_comparable(bad, varied=["lr"])  # a sweep that varies lr on purpose
+    split = [_result("a", 0, 0.5), {**_result("a", 1, 0.5), "split": {"train_hash": "zzz"}}]
+    with pytest.raises(ValueError, match="split differs"):
+        check_comparable(split)
+    with pytest.raises(ValueError, match="no finished runs"):
+        check_comparable([])
+
+
+def test_summary_mean_and_ci_and_best_mark():
+    rows = summarize([_result("a", s, v) for s, v in enumerate([0.5, 0.6, 0.7])] +
+                     [_result("b", 0, 0.9)])  # fmt: skip
+    a = next(r for r in rows if r["label"] == "a")
+    assert a["n"] == 3 and a["knn"] == pytest.approx(0.6)
+    # t(0.975, 2) = 4.302653; std = 0.1; half-width = 4.302653 * 0.1 / sqrt(3)
+    assert a["knn_ci"] == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-5)
+    table = format_table(rows)
+    assert "0.900 ± 0.000*" in table and "0.600 ± 0.248 " in table
+    assert mean_ci([2.0]) == (2.0, 0.0)
+
+
+def test_compare_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--objectives", "dino", "bits-reset", "--seeds", "2", "--out", str(out)]
+    code = main([*args, *TINY_SET, "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 runs (2 objectives x 2 seeds)" in printed
+    assert "bits-reset" in printed and "± " in printed
+    with open(out / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["label"] for r in rows} == {"dino", "bits-reset"}
+    assert all(r["n"] == "2" for r in rows)
+    with open(out / "runs.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 4
+    assert (out / "curves.png").stat().st_size > 0
+    assert (out / "bit_usage.png").stat().st_size > 0
+    run_files = sorted(out.glob("runs/*/result.json"))
+    assert len(run_files) == 4
+    result = json.loads(run_files[0].read_text())
+    assert result["status"] == "done" and result["config"]["epochs"] == 1
+    # a second invocation reuses every finished run
+    stamps = [f.stat().st_mtime_ns for f in run_files]
+    assert main([*args, *TINY_SET, "--no-progress"]) == 0
+    assert [f.stat().st_mtime_ns for f in run_files] == stamps
+
+
+def test_compare_cli_rejects_unknown_keys(capsys):
+    assert main(["compare", "--set", "bits.bta=1", "--no-progress"]) == 2
+    assert "did you mean 'beta'" in capsys.readouterr().err
+
+
+def test_method_is_data():
+    m = Method("x", "bits", {"beta": 0.2}, {"reset_period": 2})
+    assert plan_runs([m], [0], {})[0].objective_cfg == {"beta": 0.2}
