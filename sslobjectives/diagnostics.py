@@ -10,7 +10,12 @@ import math
 
 import torch
 
-from sslobjectives.functional import check_matrix, jensen_gap
+from sslobjectives.functional import (
+    center_normalize,
+    check_matrix,
+    inverse_prior_normalize,
+    jensen_gap,
+)
 
 _TINY = 1e-12
 
@@ -130,6 +135,21 @@ def jensen_gap_summary(teacher_logits: torch.Tensor, temp: float) -> dict[str, t
     """
     gap = jensen_gap(teacher_logits, temp)
     return {"jensen_gap_mean": gap.mean(), "jensen_gap_max": gap.max()}
+
+
+@torch.no_grad()
+def centering_kl(teacher_logits: torch.Tensor, temp: float) -> torch.Tensor:
+    """Mean over samples of ``KL(q_inverse_prior || q_centered)`` in nats, both teachers
+    from the same batch statistics: how far DINO's centering (the Jensen approximation) is
+    from the inverse-prior normalisation it approximates (arXiv 2605.11870).
+
+    >>> float(centering_kl(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), 0.5))  # identical rows
+    0.0
+    """
+    q_ip = inverse_prior_normalize(teacher_logits, temp).double()
+    q_c = center_normalize(teacher_logits, temp).double()
+    kl = (q_ip * (torch.log(q_ip.clamp_min(1e-300)) - torch.log(q_c.clamp_min(1e-300)))).sum(-1)
+    return kl.mean().clamp_min(0.0).float()
 
 
 @torch.no_grad()

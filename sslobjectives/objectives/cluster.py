@@ -71,6 +71,7 @@ class ClusterObjective(Objective):
         if stats:
             out.stats.update(diagnostics.cluster_stats(q))
             out.stats.update(diagnostics.jensen_gap_summary(joined, temp))
+            out.stats["centering_kl"] = diagnostics.centering_kl(joined, temp)
             out.stats["teacher_temp"] = torch.tensor(temp)
         return out
 
