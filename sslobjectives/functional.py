@@ -193,6 +193,8 @@ def _check_prior(prior: object, k: int) -> torch.Tensor:
     if not isinstance(prior, torch.Tensor) or prior.shape != (k,):
         shape = tuple(prior.shape) if isinstance(prior, torch.Tensor) else type(prior).__name__
         raise ValueError(f"prior must be a tensor of shape ({k},), got {shape}")
+    if _is_compiling():  # a value check is a host sync and would break the graph
+        return prior
     if not bool((prior > 0).all()) or not bool(torch.isfinite(prior).all()):
         raise ValueError("prior must be finite and strictly positive")
     return prior
