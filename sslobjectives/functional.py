@@ -110,6 +110,15 @@ def _batch_logsumexp(x: torch.Tensor) -> torch.Tensor:
     return m + torch.log(_dist.all_reduce_sum(torch.exp(x - m).sum(dim=0)))
 
 
+def _batch_log_normalize(x: torch.Tensor) -> torch.Tensor:
+    """``x - log sum_b exp(x_bk)``: the columns of ``exp`` of the result sum to 1 over the
+    (global) batch. In one process that is ``log_softmax`` over the batch, one fused kernel
+    where the composite ``logsumexp`` takes several passes."""
+    if _dist.world_size() == 1:
+        return F.log_softmax(x, dim=0)
+    return x - _batch_logsumexp(x)
+
+
 def _log_posterior(teacher_logits: torch.Tensor, temp: float) -> torch.Tensor:
     z = teacher_logits.to(_work_dtype(teacher_logits))
     return F.log_softmax(z / temp, dim=-1)
@@ -181,11 +190,11 @@ def inverse_prior_normalize(
     temp = check_positive(temp, "temp")
     with _float32_region(teacher_logits):
         logp = _log_posterior(teacher_logits, temp)
-        if prior is None:
-            log_prior = _batch_logsumexp(logp)  # log(B * P), the constant cancels below
+        if prior is None:  # log(p / (B * P)), the constant B cancels in the softmax
+            q = F.softmax(_batch_log_normalize(logp), dim=-1)
         else:
             log_prior = _check_prior(prior, logp.shape[1]).to(logp.dtype).log()
-        q = F.softmax(logp - log_prior, dim=-1)
+            q = F.softmax(logp - log_prior, dim=-1)
     return q.to(teacher_logits.dtype)
 
 
@@ -265,8 +274,8 @@ def sinkhorn_knopp(teacher_logits: torch.Tensor, temp: float, n_iter: int = 3) -
     with _float32_region(teacher_logits):
         logq = _log_posterior(teacher_logits, temp)
         for _ in range(n_iter):
-            logq = logq - _batch_logsumexp(logq)
-            logq = logq - torch.logsumexp(logq, dim=-1, keepdim=True)
+            logq = _batch_log_normalize(logq)
+            logq = F.log_softmax(logq, dim=-1)
         q = torch.exp(logq)
     return q.to(teacher_logits.dtype)
 
