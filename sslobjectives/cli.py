@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", default="results/compare", help="results directory")
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
     cmp_.set_defaults(func=_compare)
+
+    from sslobjectives.sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 

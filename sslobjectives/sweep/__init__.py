@@ -1,0 +1,58 @@
+"""Ablation sweeps: a TOML spec expanded to runs, submitted through submitit (SLURM array
+jobs, a local process pool or in-process debug), watched, requeued and collected.
+
+>>> from sslobjectives.sweep import parse_spec
+>>> spec = parse_spec({"sweep": {"name": "beta", "seeds": [0, 1]},
+...                    "base": {"objective": "bits", "epochs": 2},
+...                    "grid": {"objective_cfg": {"beta": [0.05, 0.1]}}})
+>>> len(spec.expand()), spec.varied
+(4, ['objective_cfg.beta'])
+
+See :mod:`sslobjectives.sweep.spec` for the format and :mod:`sslobjectives.sweep.manager`
+for the directory layout.
+"""
+
+from sslobjectives.sweep.job import SweepRun, read_attempts
+from sslobjectives.sweep.manager import (
+    STATES,
+    RunStatus,
+    collect,
+    format_status,
+    plan,
+    read_manifest,
+    status,
+    submit,
+    wait_for,
+)
+from sslobjectives.sweep.slurm import SqueueInfoWatcher, install_squeue_watcher, job_states
+from sslobjectives.sweep.spec import (
+    ExecutorSpec,
+    PlannedRun,
+    SpecError,
+    SweepSpec,
+    load_spec,
+    parse_spec,
+)
+
+__all__ = [
+    "STATES",
+    "ExecutorSpec",
+    "PlannedRun",
+    "RunStatus",
+    "SpecError",
+    "SqueueInfoWatcher",
+    "SweepRun",
+    "SweepSpec",
+    "collect",
+    "format_status",
+    "install_squeue_watcher",
+    "job_states",
+    "load_spec",
+    "parse_spec",
+    "plan",
+    "read_attempts",
+    "read_manifest",
+    "status",
+    "submit",
+    "wait_for",
+]

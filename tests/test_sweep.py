@@ -1,0 +1,358 @@
+"""Sweep specs, plans, and the debug and local executors end to end (no SLURM needed).
+
+The SLURM executor is tested against a real cluster in ``test_sweep_slurm.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sslobjectives.cli import main
+from sslobjectives.sweep import (
+    SpecError,
+    collect,
+    load_spec,
+    parse_spec,
+    plan,
+    read_attempts,
+    read_manifest,
+    status,
+    submit,
+)
+from sslobjectives.train import RunConfig, train
+
+TINY = textwrap.dedent(
+    """
+    dataset = "digits"
+    batch_size = 256
+    n_local = 0
+    head_dim = 32
+    head_hidden = 64
+    bottleneck_dim = 16
+    warmup_epochs = 0
+    knn_k = 5
+    """
+)
+
+
+def write_spec(path: Path, body: str, base: str = TINY) -> Path:
+    text = body.replace("[base]\n", "[base]\n" + base, 1)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# ------------------------------------------------------------------------------ spec
+
+
+def test_every_problem_of_a_spec_is_listed_at_once(tmp_path):
+    spec = write_spec(
+        tmp_path / "bad.toml",
+        """
+        [sweep]
+        name = "bad"
+        seeds = [0, 1]
+        [base]
+        objectiv = "bits"
+        epochs = "ten"
+        [grid]
+        reset_period = []
+        "objective_cfg.bta" = [0.1, 0.2]
+        lr = 0.1
+        [zip]
+        label = ["a", "b"]
+        head_dim = [32]
+        [executor]
+        kind = "slurmm"
+        slurm_acount = "x"
+        slurm_setup = ["rm -rf /"]
+        slurm_comment = "two\\nlines"
+        cpus_per_task = 0
+        [exector]
+        """,
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    problems = info.value.problems
+    text = str(info.value)
+    expected = [
+        "unknown section [exector] (did you mean 'executor'?)",
+        "[base]: unknown key 'objectiv' (did you mean 'objective'?)",
+        "[grid] reset_period is empty",
+        "[grid] lr must be a list of values",
+        "[zip] axes must have equal lengths, got label: 2, head_dim: 1",
+        "unknown key 'slurm_acount' (did you mean 'slurm_account'?)",
+        "executor.slurm_setup: not allowed",
+        "executor.slurm_comment: control characters",
+        "executor.cpus_per_task must be >= 1",
+        "unknown executor 'slurmm' (did you mean 'slurm'?)",
+        "epochs must be int, got 'ten'",
+    ]
+    for fragment in expected:
+        assert fragment in text, f"{fragment!r} missing from:\n{text}"
+    assert len(problems) == len(expected), text
+
+
+def test_objective_parameters_are_checked_per_run_and_reported_once(tmp_path):
+    spec = write_spec(
+        tmp_path / "obj.toml",
+        """
+        [sweep]
+        name = "obj"
+        [base]
+        epochs = 1
+        [grid]
+        "objective_cfg.beta" = [0.05, 0.1]
+        [zip]
+        objective = ["bits", "dino"]
+        label = ["bits", "dino"]
+        """,
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    (problem,) = info.value.problems  # dino has no beta; bits runs are fine
+    assert "objective 'dino': unknown key 'beta'" in problem
+    assert "2 runs" in problem or "run " in problem
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ('[sweep]\nname = "x"\n[base]\n[executor]\nkind = "debug"\ntasks_per_node = 2\n', "debug"),
+        ('[sweep]\nname = "x"\n[base]\n[zip]\nlabel = ["a/b"]\n', "must not contain '/'"),
+        ('[sweep]\nname = "x"\n[base]\nseed = 1\n', "seed is set by [sweep] seeds"),
+        ('[sweep]\nname = "x"\n[base]\n[grid]\nlabel = ["a", "b"]\n', "an axis changes nothing"),
+        ('[sweep]\nname = "x"\n[base]\n[grid]\nhead_dim = [32, 32]\n', "duplicate values"),
+        ('[sweep]\nseeds = [0]\n[base]\n', "name is required"),
+        ('[sweep]\nname = "x"\nseeds = "0"\n[base]\n', "seeds must be a non-empty list"),
+        ("[sweep\n", "not valid TOML"),
+    ],
+)
+def test_single_problems(tmp_path, body, fragment):
+    with pytest.raises(SpecError, match="problem") as info:
+        load_spec(write_spec(tmp_path / "s.toml", body))
+    assert fragment in str(info.value)
+
+
+def test_plan_is_grid_product_times_zip_rows_times_seeds(tmp_path):
+    spec = load_spec(
+        write_spec(
+            tmp_path / "ok.toml",
+            """
+            [sweep]
+            name = "reset period"
+            seeds = [0, 1]
+            budget = "a few seconds"
+            [base]
+            epochs = 2
+            [base.objective_cfg]
+            eps = 0.5
+            [grid]
+            reset_period = [1, 2, "none"]
+            objective_cfg.beta = [0.05, 0.1]
+            [zip]
+            label = ["bits 'a'", "bits \\"b\\""]
+            head_dim = [32, 64]
+            [executor]
+            kind = "local"
+            slurm_signal_delay_s = 30
+            slurm_account = "lab"
+            """,
+            base=TINY + 'objective = "bits"\n',
+        )
+    )
+    runs = spec.expand()
+    assert len(runs) == 3 * 2 * 2 * 2
+    assert spec.varied == ["reset_period", "objective_cfg.beta", "label", "head_dim"]
+    assert dict(spec.axis_sizes()) == {
+        "reset_period": 3,
+        "objective_cfg.beta": 2,
+        "zip(label, head_dim)": 2,
+        "seeds": 2,
+    }
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert {r.config.reset_period for r in runs} == {1, 2, None}  # "none" -> None
+    assert {(r.config.label, r.config.head_dim) for r in runs} == {
+        ("bits 'a'", 32),
+        ('bits "b"', 64),
+    }  # zipped, not crossed
+    assert all(r.config.objective_cfg["eps"] == 0.5 for r in runs)  # base kept under the axis
+    assert spec.executor.signal_delay_s == 30
+    assert spec.executor.slurm == {"account": "lab"}
+    first = runs[0]
+    assert first.varied == {
+        "reset_period": 1,
+        "objective_cfg.beta": 0.05,
+        "label": "bits 'a'",
+        "head_dim": 32,
+    }
+    assert first.config.seed == 0 and runs[1].config.seed == 1  # seeds innermost
+    states = plan(spec, tmp_path / "out")
+    assert [s.state for s in states] == ["unsubmitted"] * len(runs)
+
+
+def test_cli_plan_prints_the_runs(tmp_path, capsys):
+    spec = write_spec(
+        tmp_path / "p.toml",
+        """
+        [sweep]
+        name = "p"
+        seeds = [0, 1, 2]
+        budget = "under a minute"
+        [base]
+        epochs = 1
+        [grid]
+        objective = ["dino", "bits"]
+        """,
+    )
+    assert main(["sweep", "plan", str(spec), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "6 runs = objective 2 x seeds 3" in out
+    assert "budget: under a minute" in out
+    assert out.count("unsubmitted ") == 6 and "6 unsubmitted" in out
+    assert main(["sweep", "plan", str(tmp_path / "missing.toml")]) == 2
+
+
+# ------------------------------------------------------------------------------ debug
+
+
+def _two_run_spec(tmp_path: Path, kind: str = "debug") -> Path:
+    return write_spec(
+        tmp_path / "two runs.toml",
+        f"""
+        [sweep]
+        name = "two \\"tiny\\" runs"
+        seeds = [0]
+        [base]
+        epochs = 1
+        [zip]
+        label = ["my dino", "bits 'x'"]
+        objective = ["dino", "bits"]
+        [executor]
+        kind = "{kind}"
+        """,
+    )
+
+
+def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_path, capsys):
+    spec_path = _two_run_spec(tmp_path)
+    out = tmp_path / "out dir's"
+    assert main(["sweep", "submit", str(spec_path), "--out", str(out)]) == 0
+    assert [s.state for s in status(out)] == ["done", "done"]
+    manifest = read_manifest(out)
+    assert manifest["varied"] == ["label", "objective"]
+    assert len(manifest["runs"]) == 2 and len(manifest["submissions"]) == 1
+
+    capsys.readouterr()
+    assert main(["sweep", "collect", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "my dino" in table and "bits 'x'" in table
+    for name in ("runs.csv", "summary.csv", "table.txt", "curves.png"):
+        assert (out / name).exists(), name
+
+    # submitting again submits nothing
+    report = submit(load_spec(spec_path), out)
+    assert report.submitted == [] and set(report.skipped.values()) == {"done"}
+
+    # a run that lost its result (killed before the end) is the only one redone
+    dino, bits = status(out)
+    kept = (bits.run_dir / "result.json").read_bytes()
+    (dino.run_dir / "result.json").unlink()
+    assert [s.state for s in status(out)] == ["failed", "done"]
+    report = submit(load_spec(spec_path), out)
+    assert report.submitted == [dino.run_id]
+    assert (bits.run_dir / "result.json").read_bytes() == kept  # never rewritten
+    assert [s.state for s in status(out)] == ["done", "done"]
+    assert len(read_manifest(out)["submissions"]) == 2
+
+    capsys.readouterr()
+    assert main(["sweep", "status", str(out)]) == 0
+    assert "2 done" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ local
+
+
+def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_path):
+    """A real timeout on submitit's LocalExecutor: USR2 at timeout - signal_delay_s (12 s),
+    checkpoint(), requeue, and the next attempt resumes from the trainer's checkpoint."""
+    epochs = 60
+    spec_path = write_spec(
+        tmp_path / "requeue.toml",
+        f"""
+        [sweep]
+        name = "requeue"
+        [base]
+        objective = "bits"
+        epochs = {epochs}
+        [executor]
+        kind = "local"
+        timeout_min = 0.4
+        signal_delay_s = 12
+        max_num_timeout = 8
+        cpus_per_task = 1
+        """,
+    )
+    out = tmp_path / "out"
+    report = submit(load_spec(spec_path), out)
+    assert report.errors == {}
+    (st,) = status(out)
+    assert st.state == "done", st
+    attempts = read_attempts(st.run_dir)
+    starts = [a for a in attempts if a["event"] == "start"]
+    signals = [a for a in attempts if a["event"] == "checkpoint"]
+    assert len(starts) >= 2 and signals, attempts  # it really timed out and came back
+    assert starts[0]["resume_epoch"] == 0
+    assert 0 < starts[1]["resume_epoch"] < epochs  # resumed from a checkpoint, not from 0
+    assert len({a["job_id"] for a in starts}) == 1  # requeued within the same job
+    log = next((out / "submitit").glob("*/*_0_log.err")).read_text()
+    assert "Caught signal SIGUSR2" in log
+
+    result = json.loads((st.run_dir / "result.json").read_text())
+    assert [h["epoch"] for h in result["history"]] == list(range(epochs))  # continuous
+
+    # equals an uninterrupted run of the same config (same thread count)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = RunConfig.from_dict(result["config"])
+        ref = train(config, tmp_path / "ref", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(result["history"], ref["history"], strict=True):
+        assert math.isclose(a["loss"], b["loss"], rel_tol=1e-5, abs_tol=1e-6), (a, b)
+    assert result["final"]["knn"] == pytest.approx(ref["final"]["knn"], abs=1e-9)
+
+
+def test_local_failure_shows_the_tail_of_stderr_and_is_resubmitted(tmp_path, capsys):
+    spec_path = write_spec(
+        tmp_path / "fail.toml",
+        """
+        [sweep]
+        name = "fail"
+        [base]
+        epochs = 1
+        [executor]
+        kind = "local"
+        timeout_min = 2
+        """,
+        base=TINY.replace('dataset = "digits"', f'dataset = "{tmp_path}/missing.npz"'),
+    )
+    out = tmp_path / "out"
+    report = submit(load_spec(spec_path), out)
+    assert len(report.errors) == 1
+    (st,) = status(out)
+    assert st.state == "failed"
+    assert "missing.npz" in st.stderr_tail
+    capsys.readouterr()
+    assert main(["sweep", "status", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "failed" in shown and "tail of stderr" in shown
+    report = submit(load_spec(spec_path), out)  # failed runs are submitted again
+    assert report.submitted == [st.run_id]
