@@ -15,9 +15,7 @@ import pytest
 from sslobjectives.cli import main
 from sslobjectives.sweep import (
     SpecError,
-    collect,
     load_spec,
-    parse_spec,
     plan,
     read_attempts,
     read_manifest,
@@ -127,7 +125,7 @@ def test_objective_parameters_are_checked_per_run_and_reported_once(tmp_path):
         ('[sweep]\nname = "x"\n[base]\nseed = 1\n', "seed is set by [sweep] seeds"),
         ('[sweep]\nname = "x"\n[base]\n[grid]\nlabel = ["a", "b"]\n', "an axis changes nothing"),
         ('[sweep]\nname = "x"\n[base]\n[grid]\nhead_dim = [32, 32]\n', "duplicate values"),
-        ('[sweep]\nseeds = [0]\n[base]\n', "name is required"),
+        ("[sweep]\nseeds = [0]\n[base]\n", "name is required"),
         ('[sweep]\nname = "x"\nseeds = "0"\n[base]\n', "seeds must be a non-empty list"),
         ("[sweep\n", "not valid TOML"),
     ],
