@@ -57,6 +57,13 @@ def _is_compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every value is finite, in one reduction pass: min and max propagate NaN and
+    are infinite iff some value is (``isfinite(x).all()`` takes four passes)."""
+    lo, hi = torch.aminmax(x)
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
 def check_matrix(x: object, name: str, *, allow_empty: bool = False) -> torch.Tensor:
     """Raise ``ValueError`` unless ``x`` is a finite floating (B, K) tensor with B, K >= 1."""
     if not isinstance(x, torch.Tensor):
@@ -69,7 +76,7 @@ def check_matrix(x: object, name: str, *, allow_empty: bool = False) -> torch.Te
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
     if x.shape[1] == 0:
         raise ValueError(f"{name} has zero features (shape {tuple(x.shape)})")
-    if not _is_compiling() and x.numel() and not bool(torch.isfinite(x).all()):
+    if not _is_compiling() and x.numel() and not _all_finite(x):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} has {bad} non-finite value(s) (NaN or inf)")
     return x
