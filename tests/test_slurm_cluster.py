@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 submitit = pytest.importorskip("submitit")
-from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob  # noqa: E402
+from submitit.slurm.slurm import SlurmJob  # noqa: E402
+
+from sslobjectives.sweep.slurm import SqueueInfoWatcher, node_states  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_LOCAL = REPO / "scripts" / "slurm-local.sh"
@@ -37,30 +39,13 @@ pytestmark = [
 
 
 # --------------------------------------------------------------------------- helpers / fixture
-# Reusable: copy `slurm_node_states`, `slurm_cluster` and `SqueueInfoWatcher` into another test
-# module (pytest only auto-loads conftest.py, so they live here).
+# The squeue-based watcher and `node_states` (sinfo) live in sslobjectives.sweep.slurm; the
+# fixture below is repeated in test_sweep_slurm.py (pytest only auto-loads conftest.py).
 
 
 def slurm_node_states() -> dict[str, str]:
     """{node: state} from ``sinfo``; a trailing '*' (node not responding) is kept."""
-    try:
-        out = subprocess.run(
-            ["sinfo", "-h", "-N", "-o", "%N %T"],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            stdin=subprocess.DEVNULL,
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return {}
-    if out.returncode != 0:
-        return {}
-    states = {}
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            states[parts[0]] = parts[1]
-    return states
+    return node_states()
 
 
 def _cluster_usable() -> bool:
@@ -86,30 +71,6 @@ def slurm_cluster() -> dict[str, str]:
                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
             )
     return slurm_node_states()
-
-
-class SqueueInfoWatcher(SlurmInfoWatcher):
-    """submitit's job watcher, reading states from ``squeue`` instead of ``sacct``.
-
-    The local cluster has no accounting database, so ``sacct`` fails and stock submitit reports
-    every job as ``UNKNOWN``: a scancel'd job then never becomes ``done()`` and ``result()``
-    blocks forever. ``squeue -t all`` still lists finished jobs for ``MinJobAge`` (600 s in
-    slurm-local.sh), with the same state names sacct uses (COMPLETED, CANCELLED, TIMEOUT, ...).
-    Install with ``monkeypatch.setattr(SlurmJob, "watcher", SqueueInfoWatcher(delay_s=5))``.
-    """
-
-    def _make_command(self) -> list[str] | None:
-        to_check = {x.split("_")[0] for x in self._registered - self._finished}
-        if not to_check:
-            return None
-        ids = ",".join(sorted(to_check))
-        # read_info() wants a sacct-style header line, then JobID|State|NodeList rows.
-        return [
-            "sh",
-            "-c",
-            'echo "JobID|State|NodeList"; '
-            f'squeue -h -r -t all -j {ids} -o "%i|%T|%N" 2>/dev/null || true',
-        ]
 
 
 def wait_done(job, timeout_s: float):

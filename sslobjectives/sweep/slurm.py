@@ -120,6 +120,28 @@ class SlurmQueryError(RuntimeError):
     """squeue could not be run or answered with an error (the states are unknown)."""
 
 
+def node_states(timeout_s: float = 15) -> dict[str, str]:
+    """``{node: state}`` from ``sinfo`` (empty when SLURM does not answer)."""
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %T"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    states = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            states[parts[0]] = parts[1]
+    return states
+
+
 def _parse(out: str) -> dict[str, str]:
     states = {}
     for line in out.splitlines():
