@@ -33,12 +33,20 @@ class RunConfig:
         head_dim: K prototypes / B bits / embedding size. head_hidden, head_layers,
             bottleneck_dim: the projection head's MLP.
         epochs, batch_size (global, over all processes), n_local: local views per sample.
+            ``epochs = 0`` (only with ``init_from``) evaluates the loaded weights.
         lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
         weight_decay, weight_decay_end: cosine weight-decay schedule (DINO).
         clip_grad: max gradient norm (0 disables).
         momentum_base, momentum_final: EMA teacher momentum, cosine schedule.
         freeze_last_layer_epochs: keep the prototype layer fixed for the first epochs (DINO).
         reset_period, reset_teacher: projection-head reset schedule (BITS); None = never.
+        init_from: start from another run's weights: a run directory (its run must be
+            done) or a ``checkpoint.pt``; ``{seed}`` is replaced by ``seed`` and a glob
+            pattern (``runs/bits-s{seed}-*``) must match exactly one path. The student and
+            teacher weights are loaded before the first epoch; the optimiser, the schedules
+            and the objective's state start fresh. ``""``: a fresh initialisation.
+        reset_head_at_start: with ``init_from``, re-initialise the projection head (and,
+            with ``reset_teacher``, the teacher's) right after loading.
         teacher_temp_warmup_frac: for objectives with a teacher-temperature warm-up and no
             explicit ``warmup_teacher_temp_epochs``, the warm-up lasts this fraction of the
             epochs (DINO: 30 of 100).
@@ -76,6 +84,8 @@ class RunConfig:
     freeze_last_layer_epochs: int = 1
     reset_period: int | None = None
     reset_teacher: bool = True
+    init_from: str = ""
+    reset_head_at_start: bool = False
     teacher_temp_warmup_frac: float = 0.3
     knn_k: int = 20
     collapse_entropy_frac: float = 0.1
@@ -103,10 +113,16 @@ class RunConfig:
         except ValueError as err:
             out.append(str(err))
             cls = None
-        positive = ["epochs", "batch_size", "head_dim", "head_hidden", "head_layers", "knn_k"]
+        positive = ["batch_size", "head_dim", "head_hidden", "head_layers", "knn_k"]
         out += [
             f"{k} must be >= 1, got {getattr(self, k)}" for k in positive if getattr(self, k) < 1
         ]
+        if self.epochs < 0 or (self.epochs == 0 and not self.init_from):
+            out.append(
+                f"epochs must be >= 1 (0 = evaluate only, which needs init_from), got {self.epochs}"
+            )
+        if self.reset_head_at_start and not self.init_from:
+            out.append("reset_head_at_start needs init_from (a fresh head needs no reset)")
         if self.n_local < 0:
             out.append(f"n_local must be >= 0, got {self.n_local}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -141,9 +157,14 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """Hash of everything that determines the result (the label is left out)."""
+        """Hash of everything that determines the result (the label is left out, and so are
+        ``init_from`` and ``reset_head_at_start`` when unset, so that adding them kept the ids
+        of earlier runs)."""
         d = self.to_dict()
         d.pop("label")
+        for key, unset in (("init_from", ""), ("reset_head_at_start", False)):
+            if d[key] == unset:
+                d.pop(key)
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -13,6 +13,9 @@ uninterrupted run does.
 Files in the run directory: ``checkpoint.pt`` (tensors only, written atomically every epoch,
 loaded with ``weights_only=True``), ``result.json`` (written atomically once, when the run
 ends — done or failed).
+
+``init_from`` starts a run from another run's student and teacher weights (see
+:func:`resolve_init_from`); a resumed run continues from its own checkpoint instead.
 """
 
 from __future__ import annotations
@@ -198,6 +201,44 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
+def resolve_init_from(init_from: str, seed: int) -> Path:
+    """The checkpoint file ``init_from`` names (``RunConfig.init_from``), checked.
+
+    ``{seed}`` is replaced by ``seed``; a glob pattern must match exactly one path; a
+    directory is a run directory whose ``result.json`` says done, and its ``checkpoint.pt``
+    is used. Anything else is a ``ValueError`` that says what is wrong.
+
+    >>> resolve_init_from("/nonexistent/run-s{seed}", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: init_from: /nonexistent/run-s3 does not exist
+    """
+    text = init_from.replace("{seed}", str(seed))
+    path = Path(text)
+    if any(c in text for c in "*?["):
+        import glob
+
+        matches = sorted(glob.glob(text))
+        if len(matches) != 1:
+            shown = ", ".join(matches[:5]) or "nothing"
+            raise ValueError(
+                f"init_from: the pattern {text!r} must match exactly one path, "
+                f"matched {len(matches)}: {shown}"
+            )
+        path = Path(matches[0])
+    if not path.exists():
+        raise ValueError(f"init_from: {path} does not exist")
+    if path.is_dir():
+        done = read_result(path) if (path / RESULT_FILE).exists() else None
+        if done is None or done.get("status") != "done":
+            state = "failed" if done else "has no result (not finished?)"
+            raise ValueError(f"init_from: the run in {path} {state}: its weights are not final")
+        path = path / CHECKPOINT_FILE
+        if not path.exists():
+            raise ValueError(f"init_from: {path} does not exist")
+    return path
+
+
 class Trainer:
     """One run. Use :func:`train`; the class keeps the state a checkpoint must hold."""
 
@@ -248,6 +289,7 @@ class Trainer:
         self.objective_time = 0.0
         self.step_time = 0.0
         self.resets: list[int] = []
+        self.init: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ checkpoint
 
@@ -292,6 +334,33 @@ class Trainer:
         self.step_time = float(state["step_time"])
         self.resets = list(state["resets"])
         return True
+
+    def load_init(self) -> None:
+        """Load the student and teacher weights of ``config.init_from`` (not the optimiser,
+        schedules or objective state); then reset the head if ``reset_head_at_start``."""
+        cfg = self.config
+        path = resolve_init_from(cfg.init_from, cfg.seed)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:
+            raise ValueError(f"init_from: cannot read the checkpoint {path}: {err}") from None
+        if not isinstance(state, dict) or not {"student", "teacher"} <= state.keys():
+            raise ValueError(f"init_from: {path} is not a trainer checkpoint (no student/teacher)")
+        try:
+            self.student.load_state_dict(state["student"])
+            self.teacher.load_state_dict(state["teacher"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()
+            raise ValueError(
+                f"init_from: the weights in {path} do not fit this run's model (backbone, "
+                f"head_kind or head sizes differ): {' '.join(first[:3])}"
+            ) from None
+        self.init = {"path": str(path), "run_id": state.get("run_id"), "epoch": state.get("epoch")}
+        if cfg.reset_head_at_start:
+            self.student.head.reset(_generator(cfg.seed, 0, 3, torch.device("cpu")))
+            if cfg.reset_teacher:
+                self.teacher.module.head.load_state_dict(self.student.head.state_dict())
+            self.init["head_reset"] = True
 
     # ------------------------------------------------------------------ training
 
@@ -489,6 +558,7 @@ class Trainer:
             "world_size": self.env.world_size,
             "history": self.history,
             "head_resets": self.resets,
+            **({"init": self.init} if self.init is not None else {}),
             "runtime_s": round(self.elapsed, 3),
             # forward of the objective (stats included) / whole step; the backward share is
             # measured by benchmarks/, which times the objective alone on the same logits
@@ -504,7 +574,8 @@ class Trainer:
             result["status"] = "done"
             if self.env.is_main:
                 result["final"] = self.final_metrics()
-                last = {**self.history[-1], "effective_rank": result["final"]["effective_rank"]}
+                last = self.history[-1] if self.history else {}  # empty: evaluate only
+                last = {**last, "effective_rank": result["final"]["effective_rank"]}
                 reason = self.collapse_reason(last)
                 result["collapsed"] = reason is not None
                 result["collapse_reason"] = reason
@@ -535,6 +606,7 @@ def train(
     elif (run_dir / CHECKPOINT_FILE).exists() or (run_dir / RESULT_FILE).exists():
         raise ValueError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue")
     trainer = Trainer(config, run_dir, progress=progress, dist_env=dist_env)
-    if resume:
-        trainer.load_checkpoint()
+    resumed = resume and trainer.load_checkpoint()
+    if config.init_from and not resumed:
+        trainer.load_init()
     return trainer.run()
