@@ -187,16 +187,20 @@ CURVES = ("loss", "knn", "marginal_entropy", "bit_entropy", "effective_rank")
 
 
 def plot_curves(
-    results: Sequence[dict], path: str | Path, by: Sequence[str] = ("label",)
+    results: Sequence[dict],
+    path: str | Path,
+    by: Sequence[str] = ("label",),
+    curves: Sequence[str] = CURVES,
 ) -> Path | None:
-    """Per-epoch curves (loss, k-NN, marginal/bit entropy, effective rank), one line per group
-    (mean over seeds, shaded min-max)."""
+    """Per-epoch curves (default: loss, k-NN, marginal/bit entropy, effective rank; any keys
+    of the per-epoch history with ``curves``), one line per group (mean over seeds, shaded
+    min-max)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    present = [c for c in CURVES if any(c in h for r in results for h in r["history"])]
+    present = [c for c in curves if any(c in h for r in results for h in r["history"])]
     if not present:
         return None
     fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False)
