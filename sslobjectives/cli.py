@@ -62,6 +62,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if report["failures"] else 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from sslobjectives.verify import main as verify
+
+    return verify(json_path=args.json, plot_dir=args.plot, seed=args.seed, claims=args.claims)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sslobj", description="Compare self-supervised objectives on one backbone."
@@ -110,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", default="results/compare", help="results directory")
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
     cmp_.set_defaults(func=_compare)
+
+    ver = sub.add_parser(
+        "verify",
+        help="every theoretical claim: sympy proof + numeric check of the library, as a table",
+    )
+    ver.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ver.add_argument(
+        "--plot", metavar="DIR", help="write the Jensen gap / KL plot (PNG) and its numbers"
+    )
+    ver.add_argument("--seed", type=int, default=0, help="seed of the numeric cases")
+    ver.add_argument(
+        "--claims", type=int, nargs="+", metavar="ID", help="only these claims (default: all)"
+    )
+    ver.set_defaults(func=_verify)
 
     from sslobjectives.sweep.cli import add_sweep_parser
 
