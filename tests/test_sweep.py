@@ -354,3 +354,16 @@ def test_local_failure_shows_the_tail_of_stderr_and_is_resubmitted(tmp_path, cap
     assert "failed" in shown and "tail of stderr" in shown
     report = submit(load_spec(spec_path), out)  # failed runs are submitted again
     assert report.submitted == [st.run_id]
+
+
+def test_the_readme_sweep_spec_is_valid(tmp_path):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Sweeps", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```toml\n(.+?)\n```", section, re.S).group(1)
+    (tmp_path / "readme.toml").write_text(block)
+    spec = load_spec(tmp_path / "readme.toml")
+    assert len(spec.expand()) == 3 * 2 * 3
+    assert spec.executor.kind == "slurm"
+    assert "sslobj sweep submit" in section and "sslobj sweep collect" in section

@@ -186,8 +186,16 @@ class SweepSpec:
 
     @property
     def group_by(self) -> list[str]:
-        """Grouping keys for tables: the varied keys, or the label when nothing varies."""
-        return self.varied or ["label"]
+        """Grouping keys for tables: the varied keys (an axis of whole tables, such as
+        ``dataset_kwargs``, by its dotted sub-keys), or the label when nothing varies."""
+        keys: list[str] = []
+        for key, values in [*self.grid.items(), *self.zip.items()]:
+            if key in DICT_FIELDS:
+                subs = sorted({sub for v in values if isinstance(v, dict) for sub in v})
+                keys += [f"{key}.{sub}" for sub in subs if f"{key}.{sub}" not in keys]
+            elif key not in keys:
+                keys.append(key)
+        return keys or ["label"]
 
     @property
     def spec_hash(self) -> str:
