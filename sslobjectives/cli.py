@@ -62,6 +62,27 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if report["failures"] else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """``benchmarks/`` sits beside the package in a source checkout; it is not installed."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        print(
+            f"sslobj bench: no benchmarks/ directory next to the sslobjectives package ({root}). "
+            "The benchmarks ship with the source repository, not with the installed package: "
+            "run `sslobj bench` from an editable install (pip install -e .) of a checkout, "
+            "or `python -m benchmarks` in the checkout.",
+            file=sys.stderr,
+        )
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.__main__ import main as bench
+
+    return bench(args.bench_args, prog="sslobj bench")
+
+
 def _verify(args: argparse.Namespace) -> int:
     from sslobjectives.verify import main as verify
 
@@ -131,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.set_defaults(func=_verify)
 
+    bench = sub.add_parser(
+        "bench",
+        add_help=False,  # --help and every option go to benchmarks/ (sslobj bench --help)
+        help="speed and memory of the objectives vs reference code (source checkout only)",
+    )
+    bench.set_defaults(func=_bench)
+
     from sslobjectives.sweep.cli import add_sweep_parser
 
     add_sweep_parser(sub)
@@ -138,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 
