@@ -438,6 +438,24 @@ def binary_agreement_loss(
 # --------------------------------------------------------------------------- coding rate
 
 
+class _Gram(torch.autograd.Function):
+    """``XᵀX`` with the backward ``X (G' + G'ᵀ)``: one matmul where autograd's ``mm`` takes two.
+
+    Same value as ``x.T @ x``; the backward is built from differentiable ops, so higher-order
+    gradients stay exact.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.T @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return x @ (grad + grad.T)
+
+
 def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
     """Coding rate ``R_eps(Z) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z)`` of L2-normalised rows.
 
@@ -472,9 +490,9 @@ def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
             return (z.sum() * 0.0).to(z.dtype)
         alpha = d / (n * eps * eps)
         if distributed or d <= n:
-            gram = _dist.all_reduce_sum(x.T @ x)
+            gram = _dist.all_reduce_sum(_Gram.apply(x))
         else:
-            gram = x @ x.T
+            gram = _Gram.apply(x.T)
         m = gram.shape[0]
         eye = torch.eye(m, dtype=x.dtype, device=x.device)
         chol = torch.linalg.cholesky(eye + alpha * gram)
