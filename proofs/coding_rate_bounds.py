@@ -170,9 +170,8 @@ def prove() -> list[tuple[str, bool]]:
 
 
 if __name__ == "__main__":
-    print(f"Claim {CLAIM}: {TITLE}\n  {STATEMENT}\n  proved for: {SCOPE}\n")
-    derivation = prove()
-    for text, holds in derivation:
-        print(f"[{'ok' if holds else 'FAIL'}] {text}")
-    assert all(holds for _, holds in derivation), "a step of the derivation does not hold"
-    print(f"\n{CONCLUSION}")
+    import sys
+
+    from sslobjectives.derivation import run_as_script
+
+    run_as_script(sys.modules[__name__])
