@@ -35,7 +35,8 @@ def test_proof_holds(claim_id):
 
 @pytest.mark.parametrize("claim_id", sorted(CLAIMS))
 def test_proof_file_is_a_script_that_asserts(claim_id):
-    """``python proofs/<name>.py`` prints the derivation and asserts every step."""
+    """``python proofs/<name>.py`` hands the module to the shared runner, which prints the
+    derivation and asserts every step (the runner itself is tested below)."""
     path = verify.PROOFS_DIR / f"{CLAIMS[claim_id]}.py"
     tree = ast.parse(path.read_text())
     main = [
@@ -44,8 +45,25 @@ def test_proof_file_is_a_script_that_asserts(claim_id):
         if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
     ]
     assert len(main) == 1
-    body = ast.unparse(main[0])
-    assert "prove()" in body and "assert" in body and "print" in body
+    assert "run_as_script(sys.modules[__name__])" in ast.unparse(main[0])
+
+
+def test_script_runner_prints_every_step_and_asserts(capsys):
+    from types import SimpleNamespace
+
+    from sslobjectives.derivation import run_as_script
+
+    proof = SimpleNamespace(
+        CLAIM=9, TITLE="t", STATEMENT="s", SCOPE="any", CONCLUSION="c",
+        prove=lambda: [("step one", True), ("step two", True)],
+    )  # fmt: skip
+    run_as_script(proof)
+    out = capsys.readouterr().out
+    assert out.startswith("Claim 9: t") and "[ok] step one" in out and out.rstrip().endswith("c")
+    proof.prove = lambda: [("good", True), ("bad", False)]
+    with pytest.raises(AssertionError, match="does not hold"):
+        run_as_script(proof)
+    assert "[FAIL] bad" in capsys.readouterr().out
 
 
 def test_a_proof_runs_as_a_script():
