@@ -25,6 +25,12 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(msg) from None
 
 
+def _report(args: argparse.Namespace) -> int:
+    from sslobjectives.report import main as report
+
+    return report(args.dirs, args.out, claims=args.claims, experiments_dir=args.experiments)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from sslobjectives.compare import (
         apply_overrides,
@@ -162,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     from sslobjectives.sweep.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+
+    rep = sub.add_parser(
+        "report",
+        help="markdown report of collected sweeps next to the papers' claims (docs/RESULTS.md)",
+    )
+    rep.add_argument(
+        "dirs", nargs="+", metavar="RESULTS_DIR", help="sweep directories, or a folder of them"
+    )
+    rep.add_argument("-o", "--out", default="docs/RESULTS.md", help="markdown file to write")
+    rep.add_argument("--claims", help="claims file (default: experiments/claims.toml)")
+    rep.add_argument(
+        "--experiments", help="specs of result folders without a manifest (default: experiments/)"
+    )
+    rep.set_defaults(func=_report)
     return parser
 
 

@@ -355,7 +355,11 @@ class Trainer:
                 f"init_from: the weights in {path} do not fit this run's model (backbone, "
                 f"head_kind or head sizes differ): {' '.join(first[:3])}"
             ) from None
-        self.init = {"path": str(path), "run_id": state.get("run_id"), "epoch": state.get("epoch")}
+        self.init = {
+            "path": str(path.resolve()),
+            "run_id": state.get("run_id"),
+            "epoch": state.get("epoch"),
+        }
         if cfg.reset_head_at_start:
             self.student.head.reset(_generator(cfg.seed, 0, 3, torch.device("cpu")))
             if cfg.reset_teacher:

@@ -1,0 +1,376 @@
+"""The experiment specs in ``experiments/`` stay runnable, and ``sslobj report`` judges them.
+
+Every spec loads and plans at its committed budget. Then every run of every spec runs at a
+smoke budget — one seed, one epoch, shapes with n = 200, small heads, the in-process
+``debug`` executor (about 65 runs, under a minute on two cores) — experiment 8's stage 2
+from its stage-1 runs, as its ``init_from`` patterns say. ``sslobj report`` runs over these
+tiny sweeps, and the verdict logic is checked on hand-made results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sslobjectives.cli import main
+from sslobjectives.report import (
+    AGREES,
+    DISAGREES,
+    INCONCLUSIVE,
+    Run,
+    Stat,
+    expect_verdict,
+    load_claims,
+    pair_verdict,
+    selector_problems,
+    write_results_report,
+)
+from sslobjectives.results import _flatten
+from sslobjectives.sweep import SpecError, load_spec, parse_spec, plan, submit
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+SPECS = sorted(EXPERIMENTS.glob("0*.toml"))
+CLAIMS = EXPERIMENTS / "claims.toml"
+TINY_BASE = {
+    "epochs": 1,
+    "n_local": 0,
+    "head_hidden": 64,
+    "bottleneck_dim": 16,
+    "warmup_epochs": 0,
+    "knn_k": 5,
+}
+
+
+def _repeats_in_zip(data: dict) -> bool:
+    axes = _flatten(data.get("zip", {}))
+    return any(len({json.dumps(v) for v in vals}) < len(vals) for vals in axes.values())
+
+
+ZIP_BUG = (
+    "sweep/spec.py rejects a value repeated within a [zip] axis ('has duplicate values'), "
+    "but zip rows legitimately repeat one column's value (two rows of objective 'bits'); "
+    "only repeated rows are a mistake"
+)
+
+
+def path_of(stem: str) -> Path:
+    return EXPERIMENTS / f"{stem}.toml"
+
+
+def _spec_params():
+    out = []
+    for path in SPECS:
+        data = tomllib.loads(path.read_text())
+        marks = (
+            [pytest.mark.xfail(raises=SpecError, reason=ZIP_BUG)] if _repeats_in_zip(data) else []
+        )
+        out.append(pytest.param(path, marks=marks, id=path.stem))
+    return out
+
+
+def tiny_spec(path: Path):
+    """The spec at a smoke budget: one seed, one epoch, small heads; shapes with n = 200."""
+    data = tomllib.loads(path.read_text())
+    data["sweep"]["seeds"] = [data["sweep"].get("seeds", [0])[0]]
+    data["executor"] = {"kind": "debug"}
+    base = data.setdefault("base", {})
+    varied = set(_flatten(data.get("grid", {}))) | set(_flatten(data.get("zip", {})))
+    base.update({k: v for k, v in TINY_BASE.items() if k not in varied})
+    for section in ("grid", "zip"):  # an epochs axis (experiment 8: 0 = evaluate only)
+        if "epochs" in data.get(section, {}):
+            data[section]["epochs"] = [min(e, 1) for e in data[section]["epochs"]]
+    if "head_dim" not in varied:
+        base["head_dim"] = 32
+    if base.get("dataset") == "shapes":
+        base["dataset_kwargs"] = {**base.get("dataset_kwargs", {}), "n": 200}
+        base.setdefault("batch_size", 64)
+    else:
+        base.setdefault("batch_size", 256)
+    return parse_spec(data, source=str(path))
+
+
+# ------------------------------------------------------------------------------ specs
+
+
+def test_there_are_specs_for_all_eight_experiments():
+    numbers = {p.name[:2] for p in SPECS}
+    assert numbers == {f"0{i}" for i in range(1, 9)}, numbers
+
+
+@pytest.mark.parametrize("path", _spec_params())
+def test_every_spec_loads_and_plans(path, tmp_path):
+    spec = load_spec(path)
+    states = plan(spec, tmp_path / "out")
+    assert len(states) == len(spec.expand()) >= 3
+    assert len(spec.seeds) >= 3, "at least 3 seeds everywhere (issue 6)"
+    assert spec.budget, "say the budget at the top of each spec"
+    assert all(s.state == "unsubmitted" for s in states)
+
+
+@pytest.mark.parametrize("path", _spec_params())
+def test_claims_name_only_groups_that_exist_in_their_spec(path):
+    claims = load_claims(CLAIMS)
+    spec = load_spec(path)
+    assert spec.name in claims, f"{spec.name} has no entry in claims.toml"
+    runs = [
+        Run(r.config.display_name, r.config.seed, _flatten(r.config.to_dict()), "missing")
+        for r in spec.expand()
+    ]
+    for claim in claims[spec.name].claims:
+        assert selector_problems(claim.selectors(), runs, spec.group_by) == [], claim.text
+
+
+def test_every_claims_entry_has_a_spec():
+    names = set()
+    for path in SPECS:
+        names.add(tomllib.loads(path.read_text())["sweep"]["name"])
+    assert set(load_claims(CLAIMS)) == names
+
+
+# ------------------------------------------------------------------------------ smoke runs
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Every spec at its smoke budget, collected, in ``<tmp>/results/sweeps/<name>``; the
+    working directory is ``<tmp>`` while stage 2 of experiment 8 runs (its init_from patterns
+    are relative to the directory sweeps are submitted from)."""
+    root = tmp_path_factory.mktemp("experiments")
+    outcomes = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for path in SPECS:
+            try:
+                spec = tiny_spec(path)
+            except SpecError as err:  # the known [zip] bug: reported by the load test
+                outcomes[path.stem] = err
+                continue
+            out = root / "results" / "sweeps" / spec.name
+            report = submit(spec, out, executor="debug")
+            outcomes[path.stem] = report
+    return root, outcomes
+
+
+def test_each_spec_runs_at_a_tiny_budget(smoke):
+    root, outcomes = smoke
+    ran = {k: v for k, v in outcomes.items() if not isinstance(v, SpecError)}
+    assert ran, "no spec could be loaded"
+    for stem, report in ran.items():
+        assert report.errors == {}, (stem, report.errors)
+        results = [json.loads(p.read_text()) for p in report.out.glob("runs/*/result.json")]
+        assert results and all(r["status"] == "done" for r in results), stem
+        assert len(results) == len(report.submitted) == len(tiny_spec(path_of(stem)).expand())
+    for stem, err in outcomes.items():
+        if isinstance(err, SpecError):
+            assert any("duplicate values" in p for p in err.problems), (stem, err.problems)
+
+
+def test_domain_shift_stage_two_starts_from_stage_one(smoke):
+    root, outcomes = smoke
+    report = outcomes.get("08_domain_shift_2_adapt")
+    if report is None or isinstance(report, SpecError):
+        pytest.xfail(ZIP_BUG)
+    stage1 = root / "results" / "sweeps" / "domain-shift-pretrain" / "runs"
+    results = {
+        r["label"]: r
+        for r in (json.loads(p.read_text()) for p in report.out.glob("runs/*/result.json"))
+    }
+    for method, source_label in (("bits", "bits-reset"), ("dino", "dino")):
+        (source,) = stage1.glob(f"{source_label}-s0-*")
+        probe, adapt = results[f"{method}-probe"], results[f"{method}-adapt-reset"]
+        assert Path(probe["init"]["path"]).parent == source.resolve()
+        assert probe["history"] == [] and len(adapt["history"]) == 1
+        assert adapt["init"]["head_reset"] is True and "head_reset" not in probe["init"]
+        assert "init" not in results[f"{method}-scratch"]
+    assert probe["config"]["dataset_kwargs"]["intensity"] == [0.2, 0.5]
+
+
+def test_report_over_the_tiny_sweeps(smoke, capsys):
+    root, _ = smoke
+    md = root / "docs" / "RESULTS.md"
+    assert main(["report", str(root / "results" / "sweeps"), "-o", str(md)]) == 0
+    text = md.read_text()
+    assert "| experiment | runs done |" in text
+    assert re.search(r"^\| .* \| n \| knn \|", text, re.M), "a table per experiment"
+    assert re.search(r"^- .* → \*\*", text, re.M), "a verdict line"
+    assert "![" in text and (root / "docs" / "figures" / "reset-period" / "curves.png").exists()
+    assert "## Experiment 2" in text and "**Paper**: BITS Table 9" in text
+    assert "at commit" in text
+    out = capsys.readouterr().out
+    assert "reset-period:" in out and "wrote" in out
+
+
+# ------------------------------------------------------------------------------ verdicts
+
+
+def test_pair_and_expect_verdicts():
+    hi, lo = Stat(0.8, 0.05, 3), Stat(0.5, 0.05, 3)
+    assert pair_verdict(hi, lo) == AGREES
+    assert pair_verdict(lo, hi) == DISAGREES
+    assert pair_verdict(hi, lo, better="lower") == DISAGREES
+    assert pair_verdict(Stat(0.6, 0.06, 3), Stat(0.5, 0.05, 3)) == INCONCLUSIVE  # touch
+    assert pair_verdict(Stat(0.6, 0.0, 1), lo).startswith("inconclusive (fewer")
+    assert pair_verdict(Stat(float("nan"), float("nan"), 0), lo) == "no data"
+    assert expect_verdict(Stat(0.9, 0.05, 3), ">=", 0.8) == AGREES
+    assert expect_verdict(Stat(0.6, 0.05, 3), ">=", 0.8) == DISAGREES
+    assert expect_verdict(Stat(0.8, 0.05, 3), ">=", 0.8).startswith("inconclusive")
+    assert expect_verdict(Stat(0.1, 0.05, 3), "<", 0.2) == AGREES
+    assert expect_verdict(Stat(1.0, 0.0, 3), ">", 0.0) == AGREES  # every run collapsed
+    assert expect_verdict(Stat(0.0, 0.0, 3), ">", 0.0) == DISAGREES  # none did
+
+
+def _fake_sweep(root: Path, name: str, runs: list[dict], by: list[str], zip_keys=()) -> Path:
+    """A sweep directory by hand: manifest + result.json per run."""
+    out = root / name
+    manifest_runs = []
+    for i, r in enumerate(runs):
+        config = {"objective": "bits", "epochs": 1, "seed": r["seed"], **r["config"]}
+        d = f"runs/{r['label']}-s{r['seed']}-{i}"
+        manifest_runs.append(
+            {"run_id": str(i), "label": r["label"], "seed": r["seed"], "dir": d, "config": config}
+        )
+        if r.get("status") == "missing":
+            continue
+        (out / d).mkdir(parents=True)
+        result = {
+            "label": r["label"],
+            "seed": r["seed"],
+            "config": config,
+            "status": r.get("status", "done"),
+            "collapsed": r.get("collapsed", False),
+            "final": r.get("final"),
+            "history": r.get("history", []),
+            "runtime_s": 1.0,
+            "split": {"train_hash": "x"},
+        }
+        if result["status"] == "failed":
+            result["error"] = "epoch 0, step 3: loss is not finite"
+        (out / d / "result.json").write_text(json.dumps(result))
+    spec = {"sweep": {"name": name, "seeds": [0, 1, 2]}, "zip": {k: [] for k in zip_keys}}
+    manifest = {"name": name, "by": by, "varied": by, "runs": manifest_runs, "spec": spec}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_report_verdicts_on_hand_made_results(tmp_path):
+    runs = []
+    # map: a (0.8) clearly above b (0.5); knn: b clearly above a; linear: overlapping
+    for seed, (ma, mb) in enumerate([(0.80, 0.50), (0.82, 0.52), (0.78, 0.48)]):
+        runs.append(
+            {
+                "label": "a",
+                "seed": seed,
+                "config": {"reset_period": 4},
+                "final": {"map": ma, "knn": 0.2, "linear": 0.5 + 0.1 * seed},
+                "history": [
+                    {"loss": 1.0, "jensen_gap_mean": 0.1},
+                    {"loss": 0.9, "jensen_gap_mean": 0.3 + 0.01 * seed},
+                ],
+            }
+        )
+        runs.append(
+            {
+                "label": "b",
+                "seed": seed,
+                "config": {"reset_period": None},
+                "final": {"map": mb, "knn": 0.6, "linear": 0.55 + 0.1 * seed},
+                "history": [{"loss": 1.0, "jensen_gap_mean": 0.2 + 0.01 * seed}],
+            }
+        )
+    runs.append({"label": "b", "seed": 3, "config": {"reset_period": None}, "status": "failed"})
+    runs.append({"label": "a", "seed": 4, "config": {"reset_period": 4}, "status": "missing"})
+    out = _fake_sweep(tmp_path, "fake", runs, by=["reset_period"])
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        """
+        [fake]
+        paper = "a beats b"
+        [[fake.claims]]
+        text = "map"
+        metric = "map"
+        pairs = [["reset_period=4", "reset_period=none"]]
+        [[fake.claims]]
+        text = "knn"
+        metric = "knn"
+        pairs = [["reset_period=4", "reset_period=none"]]
+        [[fake.claims]]
+        text = "linear"
+        metric = "linear"
+        pairs = [["reset_period=4", "reset_period=none"]]
+        [[fake.claims]]
+        text = "gap, last epoch"
+        source = "theory"
+        metric = "jensen_gap_mean"
+        pairs = [["reset_period=4", "reset_period=none"]]
+        [[fake.claims]]
+        text = "map at least 0.7"
+        metric = "map"
+        expect = {op = ">=", value = 0.7}
+        """.replace("\n        ", "\n")
+    )
+    md = tmp_path / "docs" / "R.md"
+    report = write_results_report([out], md, claims=claims)
+    got = [v.verdict for v in report["verdicts"]["fake"]]
+    assert got == [AGREES, DISAGREES, INCONCLUSIVE, AGREES, AGREES, DISAGREES]
+    text = md.read_text()
+    assert "reset_period=4 > reset_period=none: 0.800 ± " in text
+    assert "8 planned: 6 done (0 collapsed), 1 failed, 1 not run" in text
+    assert "FAILED b s3: epoch 0, step 3: loss is not finite" in text
+    assert "| none | 3 |" in text and "| 4 | 3 |" in text
+    assert (tmp_path / "docs" / "figures" / "fake" / "curves.png").exists()
+
+
+def test_pairs_are_judged_per_setting_of_the_other_varied_keys(tmp_path):
+    runs = []
+    for obj, gap_lo, gap_hi in [("dino", 0.1, 0.5), ("sinkhorn", 0.4, 0.2)]:
+        for seed in range(3):
+            for temp, gap in [(0.02, gap_hi), (0.2, gap_lo)]:
+                runs.append(
+                    {
+                        "label": obj,
+                        "seed": seed,
+                        "config": {"objective": obj, "objective_cfg": {"teacher_temp": temp}},
+                        "final": {"knn": 0.5},
+                        "history": [{"jensen_gap_mean": gap + 0.001 * seed}],
+                    }
+                )
+    by = ["objective", "objective_cfg.teacher_temp"]
+    out = _fake_sweep(tmp_path, "six", runs, by=by)
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        '[six]\n[[six.claims]]\ntext = "gap"\nmetric = "jensen_gap_mean"\n'
+        'pairs = [["objective_cfg.teacher_temp=0.02", "objective_cfg.teacher_temp=0.2"]]\n'
+    )
+    report = write_results_report([out], tmp_path / "R.md", claims=claims)
+    lines = [v.line for v in report["verdicts"]["six"]]
+    assert len(lines) == 2
+    assert lines[0].startswith("[objective=dino] ") and lines[0].endswith(f"**{AGREES}**")
+    assert lines[1].startswith("[objective=sinkhorn] ") and lines[1].endswith(f"**{DISAGREES}**")
+
+
+def test_bad_claims_are_listed(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[x]\npapr = "?"\n[[x.claims]]\ntext = "t"\npairs = [["a"]]\n'
+        'expect = {op = "~", value = 1}\n'
+    )
+    with pytest.raises(ValueError) as info:
+        load_claims(path)
+    text = str(info.value)
+    for fragment in ("unknown key 'papr'", "exactly one of", "needs a metric", "pairs must be"):
+        assert fragment in text, fragment
+
+
+def test_claims_file_documents_every_experiment_with_a_paper_text():
+    claims = load_claims(CLAIMS)
+    assert all(c.paper for c in claims.values())
+    data = tomllib.loads(CLAIMS.read_text())
+    assert data["what-the-bits-say"]["claims"][0]["expect"] == {"op": ">=", "value": 0.8}
