@@ -618,12 +618,12 @@ def plot_scatter(
         list(dict.fromkeys(_show(r.value(marker_key)) for r, _, _ in points)) if marker_key else []
     )
     shapes = "osD^vP*X"
-    fig, ax = plt.subplots(figsize=(5.8, 4.0))
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
     seen = set()
     for r, xv, yv in points:
         c = _show(r.value(colour_key))
         mk = _show(r.value(marker_key)) if marker_key else ""
-        label = f"{colour_key}={c}" + (f", {marker_key}={mk}" if marker_key else "")
+        label = f"{c}, {mk}" if marker_key else c
         ax.scatter(
             xv,
             yv,
@@ -634,10 +634,14 @@ def plot_scatter(
         )
         seen.add(label)
     rho, p = spearmanr([p[1] for p in points], [p[2] for p in points])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    history = [m for m in (x, y) if _is_history(exp, m)]
+    ax.set_xlabel(x + (f" ({reduce} epoch)" if x in history else ""))
+    ax.set_ylabel(y + (f" ({reduce} epoch)" if y in history else ""))
     ax.set_title(f"Spearman ρ = {rho:.2f} over {len(points)} runs", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    title = f"{colour_key}, {marker_key}" if marker_key else colour_key
+    ax.legend(
+        fontsize=7, title=title, title_fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -207,8 +207,10 @@ def plot_curves(
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(group_key(r, by), []).append(r)
+    # more than 10 groups (experiment 6 has 18): 20 distinct colours instead of a repeating 10
+    colours = plt.cm.tab20(np.arange(len(groups)) % 20) if len(groups) > 10 else None
     for ax, curve in zip(axes[0], present, strict=True):
-        for key, runs in groups.items():
+        for i, (key, runs) in enumerate(groups.items()):
             series = [[h.get(curve, np.nan) for h in r["history"]] for r in runs]
             length = min(len(s) for s in series)
             arr = np.array([s[:length] for s in series], dtype=float)
@@ -216,12 +218,28 @@ def plot_curves(
                 continue
             epochs = np.arange(1, length + 1)
             name = ", ".join(str(k) for k in key)
-            ax.plot(epochs, np.nanmean(arr, axis=0), label=name)
-            ax.fill_between(epochs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), alpha=0.15)
+            colour = colours[i] if colours is not None else f"C{i % 10}"
+            marker = "o" if length < 3 else None  # a line of one point draws nothing
+            ax.plot(epochs, np.nanmean(arr, axis=0), label=name, color=colour, marker=marker)
+            ax.fill_between(
+                epochs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), alpha=0.15, color=colour
+            )
         ax.set_title(curve)
         ax.set_xlabel("epoch")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(name, handle)
+    if len(handles) <= 6:
+        axes[0][0].legend(list(handles.values()), list(handles), fontsize=7)
+        fig.tight_layout()
+    else:  # below the panels, where it hides no curve
+        ncol = max(2, min(6, len(present) * 2))
+        rows = math.ceil(len(handles) / ncol)
+        height = 3.4 + 0.22 * rows
+        fig.set_size_inches(4.2 * len(present), height)
+        fig.legend(list(handles.values()), list(handles), fontsize=7, ncol=ncol, loc="lower center")
+        fig.tight_layout(rect=(0, (0.22 * rows + 0.1) / height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
