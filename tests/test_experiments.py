@@ -374,3 +374,18 @@ def test_claims_file_documents_every_experiment_with_a_paper_text():
     assert all(c.paper for c in claims.values())
     data = tomllib.loads(CLAIMS.read_text())
     assert data["what-the-bits-say"]["claims"][0]["expect"] == {"op": ">=", "value": 0.8}
+
+
+def test_a_results_folder_without_manifest_takes_its_spec_from_experiments(tmp_path):
+    runs = [
+        {"label": "bits", "seed": s, "config": {"reset_period": rp}, "final": {"map": m + 0.01 * s}}
+        for s in range(3)
+        for rp, m in ((4, 0.6), (None, 0.4))
+    ]
+    out = _fake_sweep(tmp_path, "reset-period", runs, by=["reset_period"])
+    (out / "manifest.json").unlink()
+    report = write_results_report([out], tmp_path / "R.md", experiments_dir=EXPERIMENTS)
+    lines = [v.line for v in report["verdicts"]["reset-period"]]
+    assert lines[2].startswith("reset_period=4 > reset_period=none: 0.610 ± ")
+    assert lines[2].endswith(f"**{AGREES}**")
+    assert "spec `" in (tmp_path / "R.md").read_text()
