@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from sslobjectives import _dist
 
@@ -537,27 +538,47 @@ def _multicrop_sum(
     return _dist.all_reduce_sum(total) / (n * _pair_count(len(student), n_teacher))
 
 
-def _multicrop_log_likelihood(
-    student: list[torch.Tensor],
-    targets: list[torch.Tensor],
-    log_prob: Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """``sum_t sum_{s != t} mean_b [-targets_t,b . log_prob(s_b)]``, factorised as in
-    :func:`_multicrop_sum`: each student view's log-probabilities meet the sum of the targets
-    it must predict (its own target, for a teacher view, added back)."""
-    n_teacher = len(targets)
-    total_target = targets[0]
-    for t in targets[1:]:
-        total_target = total_target + t
-    total_target = total_target.reshape(-1)
-    total = student[0].new_zeros((), dtype=_work_dtype(student[0]))
-    for i, s in enumerate(student):
-        logp = log_prob(s.to(total.dtype)).reshape(-1)
-        total = total - torch.dot(total_target, logp)
-        if i < n_teacher:
-            total = total + torch.dot(targets[i].reshape(-1), logp)
-    n = _dist.global_count(student[0].shape[0], student[0].device)
-    return _dist.all_reduce_sum(total) / (n * _pair_count(len(student), n_teacher))
+class _MulticropCrossEntropy(torch.autograd.Function):
+    """Eager kernel of :func:`multicrop_cross_entropy`, before the mean over pairs and batch.
+
+    Per student view, ``-w . log_softmax(s / T)`` with ``w`` the sum of the teacher
+    posteriors the view must predict (its own, for a teacher view, left out). The backward
+    ``(softmax(s/T) rowsum(w) - w) / T`` is one fused aten kernel per view plus an in-place
+    scaling, where autograd of the same expression takes three passes and two temporaries.
+    Second-order gradients are not supported (nor are they under ``torch.compile``).
+    """
+
+    @staticmethod
+    def forward(ctx, temp: float, n_teacher: int, *tensors: torch.Tensor) -> torch.Tensor:
+        targets, student = tensors[:n_teacher], tensors[n_teacher:]
+        total = targets[0]
+        for t in targets[1:]:
+            total = total + t
+        out = total.new_zeros(())
+        log_probs = []
+        for i, s in enumerate(student):
+            logp = F.log_softmax(s.to(total.dtype) / temp, dim=-1)
+            out = out - torch.dot(total.reshape(-1), logp.reshape(-1))
+            if i < n_teacher:
+                out = out + torch.dot(targets[i].reshape(-1), logp.reshape(-1))
+            log_probs.append(logp)
+        ctx.save_for_backward(total, *targets, *log_probs)
+        ctx.temp, ctx.n_teacher, ctx.dtypes = temp, n_teacher, [s.dtype for s in student]
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        total, *saved = ctx.saved_tensors
+        targets, log_probs = saved[: ctx.n_teacher], saved[ctx.n_teacher :]
+        scale = grad * (-1.0 / ctx.temp)
+        grads = []
+        for i, (logp, dtype) in enumerate(zip(log_probs, ctx.dtypes, strict=True)):
+            w = total - targets[i] if i < ctx.n_teacher else total
+            # w - softmax * rowsum(w): minus the gradient w.r.t. s / T
+            g = torch._log_softmax_backward_data(w, logp, -1, logp.dtype)
+            grads.append(g.mul_(scale).to(dtype))
+        return (None, None, *([None] * ctx.n_teacher), *grads)
 
 
 def multicrop_cross_entropy(
@@ -568,9 +589,10 @@ def multicrop_cross_entropy(
 
     The sum over pairs factorises (cost linear in the number of views): each student view
     meets the sum of the teacher posteriors it must predict. Eager, that is
-    ``-(sum_t q_t) . log_softmax(s/T)`` on aten's fused ``log_softmax`` kernel; under
-    ``torch.compile`` the same sum as ``logsumexp(s/T) - q . s / T`` (rows of ``q`` sum to
-    1), which inductor fuses into one pass over each view.
+    ``-(sum_t q_t) . log_softmax(s/T)`` on aten's fused ``log_softmax`` kernels
+    (:class:`_MulticropCrossEntropy`; no second-order gradients); under ``torch.compile``
+    the same sum as ``logsumexp(s/T) - q . s / T`` (rows of ``q`` sum to 1), which inductor
+    fuses into one pass over each view.
 
     Args:
         student_logits: V_s tensors (B, K). teacher_probs: V_t tensors (B, K).
@@ -594,11 +616,10 @@ def multicrop_cross_entropy(
 
             loss = _multicrop_sum(student_logits, q, partition, 1.0 / student_temp)
         else:  # the composite eager logsumexp takes ~2x the passes of fused log_softmax
-
-            def log_prob(s: torch.Tensor) -> torch.Tensor:
-                return F.log_softmax(s / student_temp, dim=-1)
-
-            loss = _multicrop_log_likelihood(student_logits, q, log_prob)
+            total = _MulticropCrossEntropy.apply(student_temp, len(q), *q, *student_logits)
+            n = _dist.global_count(student_logits[0].shape[0], student_logits[0].device)
+            pairs = _pair_count(len(student_logits), len(q))
+            loss = _dist.all_reduce_sum(total) / (n * pairs)
     return loss.to(student_logits[0].dtype)
 
 
