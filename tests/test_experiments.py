@@ -29,7 +29,7 @@ from sslobjectives.report import (
     write_results_report,
 )
 from sslobjectives.results import _flatten
-from sslobjectives.sweep import SpecError, load_spec, parse_spec, plan, submit
+from sslobjectives.sweep import load_spec, parse_spec, plan, submit
 
 try:
     import tomllib
@@ -49,31 +49,12 @@ TINY_BASE = {
 }
 
 
-def _repeats_in_zip(data: dict) -> bool:
-    axes = _flatten(data.get("zip", {}))
-    return any(len({json.dumps(v) for v in vals}) < len(vals) for vals in axes.values())
-
-
-ZIP_BUG = (
-    "sweep/spec.py rejects a value repeated within a [zip] axis ('has duplicate values'), "
-    "but zip rows legitimately repeat one column's value (two rows of objective 'bits'); "
-    "only repeated rows are a mistake"
-)
-
-
 def path_of(stem: str) -> Path:
     return EXPERIMENTS / f"{stem}.toml"
 
 
 def _spec_params():
-    out = []
-    for path in SPECS:
-        data = tomllib.loads(path.read_text())
-        marks = (
-            [pytest.mark.xfail(raises=SpecError, reason=ZIP_BUG)] if _repeats_in_zip(data) else []
-        )
-        out.append(pytest.param(path, marks=marks, id=path.stem))
-    return out
+    return [pytest.param(path, id=path.stem) for path in SPECS]
 
 
 def tiny_spec(path: Path):
@@ -148,11 +129,7 @@ def smoke(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for path in SPECS:
-            try:
-                spec = tiny_spec(path)
-            except SpecError as err:  # the known [zip] bug: reported by the load test
-                outcomes[path.stem] = err
-                continue
+            spec = tiny_spec(path)
             out = root / "results" / "sweeps" / spec.name
             report = submit(spec, out, executor="debug")
             outcomes[path.stem] = report
@@ -161,23 +138,17 @@ def smoke(tmp_path_factory):
 
 def test_each_spec_runs_at_a_tiny_budget(smoke):
     root, outcomes = smoke
-    ran = {k: v for k, v in outcomes.items() if not isinstance(v, SpecError)}
-    assert ran, "no spec could be loaded"
-    for stem, report in ran.items():
+    assert set(outcomes) == {p.stem for p in SPECS}
+    for stem, report in outcomes.items():
         assert report.errors == {}, (stem, report.errors)
         results = [json.loads(p.read_text()) for p in report.out.glob("runs/*/result.json")]
         assert results and all(r["status"] == "done" for r in results), stem
         assert len(results) == len(report.submitted) == len(tiny_spec(path_of(stem)).expand())
-    for stem, err in outcomes.items():
-        if isinstance(err, SpecError):
-            assert any("duplicate values" in p for p in err.problems), (stem, err.problems)
 
 
 def test_domain_shift_stage_two_starts_from_stage_one(smoke):
     root, outcomes = smoke
-    report = outcomes.get("08_domain_shift_2_adapt")
-    if report is None or isinstance(report, SpecError):
-        pytest.xfail(ZIP_BUG)
+    report = outcomes["08_domain_shift_2_adapt"]
     stage1 = root / "results" / "sweeps" / "domain-shift-pretrain" / "runs"
     results = {
         r["label"]: r

@@ -125,6 +125,11 @@ def test_objective_parameters_are_checked_per_run_and_reported_once(tmp_path):
         ('[sweep]\nname = "x"\n[base]\nseed = 1\n', "seed is set by [sweep] seeds"),
         ('[sweep]\nname = "x"\n[base]\n[grid]\nlabel = ["a", "b"]\n', "an axis changes nothing"),
         ('[sweep]\nname = "x"\n[base]\n[grid]\nhead_dim = [32, 32]\n', "duplicate values"),
+        (
+            '[sweep]\nname = "x"\n[base]\n[zip]\nobjective = ["bits", "bits"]\n'
+            "head_dim = [32, 32]\n",
+            "repeated rows",
+        ),
         ("[sweep]\nseeds = [0]\n[base]\n", "name is required"),
         ('[sweep]\nname = "x"\nseeds = "0"\n[base]\n', "seeds must be a non-empty list"),
         ("[sweep\n", "not valid TOML"),

@@ -254,6 +254,11 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     for key in grid.keys() & zipped.keys():
         problems.append(f"{key!r} is both a [grid] and a [zip] axis")
     lengths = {k: len(v) for k, v in zipped.items()}
+    if zipped and len(set(lengths.values())) == 1:
+        rows = [_canonical(row) for row in zip(*zipped.values(), strict=True)]
+        repeated = sorted({r for r in rows if rows.count(r) > 1})
+        if repeated:
+            problems.append(f"[zip] has repeated rows ({', '.join(zipped)}): {repeated}")
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
         problems.append(f"[zip] axes must have equal lengths, got {shown}")
@@ -370,12 +375,18 @@ def _parse_axes(section: str, d: dict[str, Any], problems: list[str]) -> dict[st
         if not values:
             problems.append(f"[{section}] {key} is empty: an axis needs at least one value")
             continue
-        seen = [json.dumps(v, sort_keys=True, default=str) for v in values]
-        if len(set(seen)) != len(seen):
+        # A grid axis with a repeated value repeats runs; a zip column may repeat a value
+        # (two rows with objective "bits"): there only whole repeated rows are an error.
+        seen = [_canonical(v) for v in values]
+        if section == "grid" and len(set(seen)) != len(seen):
             problems.append(f"[{section}] {key} has duplicate values: {values!r}")
             continue
         axes[key] = values
     return axes
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
