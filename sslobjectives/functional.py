@@ -281,10 +281,11 @@ def sinkhorn_knopp(teacher_logits: torch.Tensor, temp: float, n_iter: int = 3) -
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
     with _float32_region(teacher_logits):
         logq = _log_posterior(teacher_logits, temp)
-        for _ in range(n_iter):
+        for i in range(n_iter):
             logq = _batch_log_normalize(logq)
-            logq = F.log_softmax(logq, dim=-1)
-        q = torch.exp(logq)
+            if i < n_iter - 1:
+                logq = F.log_softmax(logq, dim=-1)
+        q = F.softmax(logq, dim=-1)  # the last row step and the exp in one kernel
     return q.to(teacher_logits.dtype)
 
 
