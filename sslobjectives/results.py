@@ -225,6 +225,8 @@ def plot_curves(
                 epochs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), alpha=0.15, color=colour
             )
         ax.set_title(curve)
+        if curve == "loss":  # objectives' losses differ by orders of magnitude
+            ax.set_yscale("symlog")
         ax.set_xlabel("epoch")
     handles: dict[str, Any] = {}
     for ax in axes[0]:

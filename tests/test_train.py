@@ -161,3 +161,15 @@ def test_teacher_temperature_warmup_scales_with_epochs():
     explicit = tiny(objective_cfg={"warmup_teacher_temp_epochs": 1})
     assert explicit.resolved_objective_cfg()["warmup_teacher_temp_epochs"] == 1
     assert "warmup_teacher_temp_epochs" not in tiny(objective="bits").resolved_objective_cfg()
+
+
+def test_final_cluster_entropy_is_read_at_the_teacher_temperature(tmp_path):
+    """At temperature 1 the unit-norm prototype logits give a near-uniform posterior whatever
+    was learnt (entropy ~ log K); at the teacher's temperature the entropy is informative."""
+    import math
+
+    result = train(tiny(objective="dino", epochs=1), tmp_path / "r", progress=False)
+    final = result["final"]
+    assert final["teacher_temp"] == pytest.approx(0.07)
+    assert final["sample_entropy"] < math.log(32) - 0.5
+    assert sum(final["cluster_usage"]) == 450  # every test image assigned to one cluster

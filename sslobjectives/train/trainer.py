@@ -487,7 +487,12 @@ class Trainer:
             metrics["bit_entropy_per_bit"] = diagnostics.bit_marginal_entropy(bits).tolist()
             metrics.update({k: float(v) for k, v in diagnostics.bit_stats(bits).items()})
         elif kind == "cluster":
-            probs = torch.softmax(h_te, dim=-1)
+            # the raw teacher posterior at its final temperature, before any normalisation: at
+            # temperature 1 the unit-norm prototype logits (in [-1, 1]) look uniform whatever
+            # the representation, so that entropy would say nothing
+            temp = self.objective.config.schedule(None)
+            probs = torch.softmax(h_te / temp, dim=-1)
+            metrics["teacher_temp"] = temp
             metrics.update({k: float(v) for k, v in diagnostics.cluster_stats(probs).items()})
             metrics["cluster_usage"] = torch.bincount(
                 h_te.argmax(dim=1), minlength=h_te.shape[1]
