@@ -220,7 +220,8 @@ def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: 
             if starts > 1:
                 st.detail = f"attempt {starts} (requeued)"
         else:
-            st.state, st.detail = "pending", sched_state.lower()
+            st.state = "pending"
+            st.detail = "" if sched_state == "PENDING" else sched_state.lower()
         return
     if result is not None:  # the trainer recorded a failure (e.g. non-finite loss)
         st.state, st.detail = "failed", str(result.get("error", "failed"))
