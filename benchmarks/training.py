@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--objectives", default=",".join(names()))
     parser.add_argument("--json", type=Path, default=Path("results/training_benchmark.json"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (as sslobj compare)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     rows = []
     for name in args.objectives.split(","):
         print(f"measuring {name} ...", flush=True)
