@@ -173,3 +173,14 @@ def test_final_cluster_entropy_is_read_at_the_teacher_temperature(tmp_path):
     assert final["teacher_temp"] == pytest.approx(0.07)
     assert final["sample_entropy"] < math.log(32) - 0.5
     assert sum(final["cluster_usage"]) == 450  # every test image assigned to one cluster
+
+
+def test_diagnostics_are_sampled_every_few_steps_and_on_the_last(tmp_path):
+    from sslobjectives.train.trainer import STATS_EVERY
+
+    trainer = Trainer(tiny(objective="bits", epochs=1, batch_size=64), tmp_path, progress=False)
+    n = trainer.steps_per_epoch  # 1347 // 64 = 21
+    due = [it for it in range(n) if trainer._stats_due(it)]
+    assert due == [*range(0, n, STATS_EVERY), n - 1] or due == list(range(0, n, STATS_EVERY))
+    record = trainer.train_epoch(0)
+    assert {"loss", "bce", "rate", "bit_entropy", "dead_bits"} <= set(record)

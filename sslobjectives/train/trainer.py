@@ -47,6 +47,9 @@ from sslobjectives.teacher import EMATeacher, cosine_momentum
 from sslobjectives.train.config import RunConfig
 
 RESULT_FILE = "result.json"
+#: Steps between two computations of the objective's diagnostics (``LossOutput.stats``);
+#: loss terms are averaged over every step of an epoch, diagnostics over the sampled ones.
+STATS_EVERY = 5
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -402,6 +405,7 @@ class Trainer:
         g_aug = _generator(cfg.seed, epoch, 1, self.device)
         per_rank = cfg.batch_size // env.world_size
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         amp = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if self.device.type == "cuda"
@@ -428,6 +432,7 @@ class Trainer:
                     [s.float() for s in student_out],
                     [t.float() for t in teacher_out],
                     epoch=epoch + it / self.steps_per_epoch,
+                    stats=self._stats_due(it),
                 )
             except ValueError as err:
                 return {"failed": f"epoch {epoch}, step {step}: {err}", "step": step}
@@ -447,8 +452,14 @@ class Trainer:
             self.teacher.update(self.student, m)
             for k, v in out.scalars().items():
                 sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
             self.step_time += time.perf_counter() - t0
-        return {k: v / self.steps_per_epoch for k, v in sums.items()}
+        return {k: v / counts[k] for k, v in sums.items()}
+
+    def _stats_due(self, it: int) -> bool:
+        """Diagnostics every ``STATS_EVERY`` steps and on an epoch's last step: they are read
+        per epoch, and computing them every step cost up to a third of the objective."""
+        return it % STATS_EVERY == 0 or it == self.steps_per_epoch - 1
 
     def monitor(self) -> dict[str, float]:
         """Per-epoch k-NN accuracy and effective rank of the teacher's test features."""
