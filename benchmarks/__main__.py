@@ -28,8 +28,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         default=None,
-        help="torch.compile backend, or 'none' to time eager only (default inductor; "
-        "aot_eager with --tiny: traces fullgraph without inductor's code generation)",
+        help="torch.compile backend, or 'none' to time eager only (default inductor; none "
+        "with --tiny, where --backend aot_eager checks the compiled path without code generation)",
     )
     parser.add_argument("--no-coding-rate", action="store_true", help="skip the coding-rate rows")
     parser.add_argument(
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     report = suite.run_suite(
         sizes,
         objectives=objectives,
-        backend=args.backend or ("aot_eager" if args.tiny else "inductor"),
+        backend=args.backend or ("none" if args.tiny else "inductor"),
         rounds=args.rounds,
         coding_rate=not args.no_coding_rate,
         system_malloc=args.system_malloc,
