@@ -56,6 +56,14 @@ class ClusterObjective(Objective):
     """Common body: normalise the teacher (subclass), cross-entropy over view pairs, stats."""
 
     head_kind = "cluster"
+    #: buffers sized on the first batch (K is only known then)
+    lazy_buffers: tuple[str, ...] = ()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.lazy_buffers:  # take the saved size before copying into it
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def teacher_probs(self, teacher: torch.Tensor, temp: float) -> torch.Tensor:
         """(V_t * B, K) teacher logits -> (V_t * B, K) normalised teacher posteriors."""
@@ -108,6 +116,7 @@ class DINO(ClusterObjective):
 
     name = "dino"
     Config = DinoConfig
+    lazy_buffers = ("center",)
 
     def __init__(self, config: DinoConfig | None = None):
         super().__init__(config)
@@ -127,12 +136,6 @@ class DINO(ClusterObjective):
         batch_center = _dist.all_reduce_sum(teacher.sum(dim=0)) / n
         m = self.config.center_momentum
         self.center.mul_(m).add_(batch_center.to(self.center.dtype), alpha=1 - m)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "center"
-        if key in state_dict:
-            self.center = torch.empty_like(state_dict[key])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class KLInversePrior(ClusterObjective):
 
     name = "kl_inverse_prior"
     Config = InversePriorConfig
+    lazy_buffers = ("prior",)
 
     def __init__(self, config: InversePriorConfig | None = None):
         super().__init__(config)
@@ -184,12 +188,6 @@ class KLInversePrior(ClusterObjective):
         if self.training:
             self.prior.copy_(prior)
         return Fn.inverse_prior_normalize(teacher, temp, prior=prior)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "prior"
-        if key in state_dict:
-            self.prior = torch.empty_like(state_dict[key])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @dataclass(frozen=True)
