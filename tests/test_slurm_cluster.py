@@ -12,7 +12,6 @@ node, and the results come back through the executor folder.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,57 +19,19 @@ from pathlib import Path
 import pytest
 
 submitit = pytest.importorskip("submitit")
+from conftest import USABLE_STATES, needs_slurm  # noqa: E402
 from submitit.slurm.slurm import SlurmJob  # noqa: E402
 
 from sslobjectives.sweep.slurm import SqueueInfoWatcher, node_states  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SLURM_LOCAL = REPO / "scripts" / "slurm-local.sh"
 PARTITION = "debug"
-USABLE_STATES = {"idle", "mixed", "allocated", "completing"}
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(
-        shutil.which("sbatch") is None and not os.environ.get("CI"),
-        reason="no SLURM here (sbatch not found) and not under CI",
-    ),
-]
+pytestmark = needs_slurm
 
 
 # --------------------------------------------------------------------------- helpers / fixture
 # The squeue-based watcher and `node_states` (sinfo) live in sslobjectives.sweep.slurm; the
-# fixture below is repeated in test_sweep_slurm.py (pytest only auto-loads conftest.py).
-
-
-def slurm_node_states() -> dict[str, str]:
-    """{node: state} from ``sinfo``; a trailing '*' (node not responding) is kept."""
-    return node_states()
-
-
-def _cluster_usable() -> bool:
-    return any(state in USABLE_STATES for state in slurm_node_states().values())
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> dict[str, str]:
-    """A responding SLURM cluster with a usable node; starts it with slurm-local.sh if needed."""
-    if not _cluster_usable():
-        if os.geteuid() != 0:
-            pytest.fail(f"SLURM is not up and starting it needs root: sudo {SLURM_LOCAL} up")
-        proc = subprocess.run(
-            [shutil.which("bash") or "/bin/bash", str(SLURM_LOCAL), "up"],
-            capture_output=True,
-            text=True,
-            timeout=900,  # may apt-get install slurm-wlm + munge
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0 or not _cluster_usable():
-            pytest.fail(
-                f"{SLURM_LOCAL} up failed (rc={proc.returncode}):\n"
-                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-            )
-    return slurm_node_states()
+# session fixture `slurm_cluster` is in conftest.py.
 
 
 def wait_done(job, timeout_s: float):
@@ -111,7 +72,7 @@ def _executor(folder: Path, **params):
 
 def test_sinfo_shows_node(slurm_cluster):
     node = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
-    states = slurm_node_states()
+    states = node_states()
     assert node in states, f"sinfo does not list {node}: {states}"
     assert states[node] in USABLE_STATES, f"node {node} is {states[node]}"
     partitions = subprocess.run(
@@ -123,7 +84,6 @@ def test_sinfo_shows_node(slurm_cluster):
 @pytest.mark.timeout(120)
 def test_submitit_submit_result(slurm_cluster, tmp_path):
     def where_and_sum(a, b):  # defined locally: cloudpickle ships it by value
-        import os
         import socket
 
         return socket.gethostname(), os.environ.get("SLURM_JOB_PARTITION"), a + b
@@ -139,7 +99,6 @@ def test_submitit_submit_result(slurm_cluster, tmp_path):
 @pytest.mark.timeout(120)
 def test_submitit_map_array(slurm_cluster, tmp_path):
     def square(x):
-        import os
 
         return x * x, os.environ["SLURM_ARRAY_TASK_ID"]
 

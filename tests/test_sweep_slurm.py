@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from conftest import needs_slurm
 
 from sslobjectives.cli import main
 from sslobjectives.sweep import (
@@ -29,19 +28,8 @@ from sslobjectives.sweep import (
     submit,
     wait_for,
 )
-from sslobjectives.sweep.slurm import node_states
 
-REPO = Path(__file__).resolve().parents[1]
-SLURM_LOCAL = REPO / "scripts" / "slurm-local.sh"
-USABLE_STATES = {"idle", "mixed", "allocated", "completing"}
-
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(
-        shutil.which("sbatch") is None and not os.environ.get("CI"),
-        reason="no SLURM here (sbatch not found) and not under CI",
-    ),
-]
+pytestmark = needs_slurm
 
 TINY = textwrap.dedent(
     """
@@ -54,28 +42,6 @@ TINY = textwrap.dedent(
     knn_k = 5
     """
 )
-
-
-def _usable() -> bool:
-    return any(state in USABLE_STATES for state in node_states().values())
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """A responding SLURM cluster (started with slurm-local.sh when needed, as root)."""
-    if not _usable():
-        if os.geteuid() != 0:
-            pytest.fail(f"SLURM is not up and starting it needs root: sudo {SLURM_LOCAL} up")
-        proc = subprocess.run(
-            [shutil.which("bash") or "/bin/bash", str(SLURM_LOCAL), "up"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0 or not _usable():
-            pytest.fail(f"{SLURM_LOCAL} up failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return node_states()
 
 
 def write_spec(path: Path, body: str) -> Path:
