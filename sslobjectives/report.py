@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,8 @@ class Experiment:
     seeds: list[int] = field(default_factory=list)
     title: str = ""
     base: dict[str, Any] = field(default_factory=dict)
+    wall_s: float | None = None  # first submission -> newest result.json (manifest only)
+    submissions: int = 0
 
     @property
     def done(self) -> list[dict]:
@@ -342,6 +345,7 @@ def _from_manifest(out: Path, m: dict[str, Any]) -> Experiment:
             result["_path"] = str(out / run["dir"] / RESULT_FILE)
         runs.append(Run(run["label"], run["seed"], _flatten(run["config"]), status, result))
     spec = m.get("spec") or {}
+    subs = m.get("submissions") or []
     return Experiment(
         name=m.get("name", out.name),
         out=out,
@@ -355,7 +359,22 @@ def _from_manifest(out: Path, m: dict[str, Any]) -> Experiment:
         seeds=list(spec.get("sweep", {}).get("seeds", [])),
         title=_title(m.get("spec_text") or ""),
         base=spec.get("base", {}),
+        wall_s=_wall_seconds(subs, [r.result["_path"] for r in runs if r.result]),
+        submissions=sum(bool(s.get("jobs")) for s in subs),
     )
+
+
+def _wall_seconds(submissions: list[dict], result_paths: list[str]) -> float | None:
+    """Seconds from the first submission to the newest ``result.json`` (its mtime): the
+    sweep's wall-clock time when it ran in one go."""
+    try:
+        start = min(
+            datetime.strptime(s["time"], "%Y-%m-%dT%H:%M:%S%z").timestamp() for s in submissions
+        )
+        end = max(Path(p).stat().st_mtime for p in result_paths)
+    except (KeyError, ValueError, OSError):  # no submission or result, or an odd timestamp
+        return None
+    return end - start if end >= start else None
 
 
 def _from_results(out: Path, experiments_dir: Path) -> Experiment:
@@ -768,8 +787,15 @@ def experiment_section(
     lines += [
         f"- sweep `{exp.name}`: spec `{_rel(exp.spec_path, cwd)}` (hash {exp.spec_hash or '-'}), "
         f"results `{_rel(exp.out, cwd)}`",
-        f"- budget (spec): {exp.budget or '-'}; measured: {_duration(runtime)} of training "
-        "summed over runs",
+        f"- budget (spec): {exp.budget or '-'}; measured: "
+        + (
+            f"{_duration(exp.wall_s)} wall clock (first submission to last result"
+            + (f", over {exp.submissions} submissions" if exp.submissions > 1 else "")
+            + "), "
+            if exp.wall_s is not None
+            else ""
+        )
+        + f"{_duration(runtime)} of training summed over runs",
         f"- seeds {', '.join(map(str, exp.seeds)) or '-'}; grouped by "
         f"{', '.join(f'`{k}`' for k in exp.by)}; base settings: "
         + (", ".join(f"{k} = {json.dumps(v)}" for k, v in exp.base.items()) or "defaults"),

@@ -10,7 +10,9 @@ tiny sweeps, and the verdict logic is checked on hand-made results.
 from __future__ import annotations
 
 import json
+import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from sslobjectives.report import (
     Stat,
     expect_verdict,
     load_claims,
+    load_experiment,
     pair_verdict,
     selector_problems,
     write_results_report,
@@ -360,3 +363,32 @@ def test_a_results_folder_without_manifest_takes_its_spec_from_experiments(tmp_p
     assert lines[2].startswith("reset_period=4 > reset_period=none: 0.610 ± ")
     assert lines[2].endswith(f"**{AGREES}**")
     assert "spec `" in (tmp_path / "R.md").read_text()
+
+
+def test_report_states_the_wall_clock_time_from_submission_to_last_result(tmp_path):
+    runs = [
+        {"label": "a", "seed": s, "config": {}, "final": {"map": 0.5}, "history": []}
+        for s in range(2)
+    ]
+    out = _fake_sweep(tmp_path, "timed", runs, by=["label"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["submissions"] = [
+        {"time": "2026-11-22T01:00:00+0000", "jobs": {"0": "1", "1": "2"}},
+        {"time": "2026-11-22T02:00:00+0100", "jobs": {}},  # a no-op resubmission, same instant
+    ]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    start = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc).timestamp()
+    for i, end in enumerate((start + 100, start + 430)):  # the newest result counts
+        os.utime(out / manifest["runs"][i]["dir"] / "result.json", (end, end))
+    exp = load_experiment(out)
+    assert exp.wall_s == pytest.approx(430)
+    assert exp.submissions == 1
+    md = tmp_path / "R.md"
+    write_results_report([out], md)
+    assert "7.2 min wall clock (first submission to last result)" in md.read_text()
+    # without a submission record the line says only the summed training time
+    del manifest["submissions"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert load_experiment(out).wall_s is None
+    write_results_report([out], md)
+    assert "wall clock" not in md.read_text() and "of training summed over runs" in md.read_text()
