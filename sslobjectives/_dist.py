@@ -62,3 +62,23 @@ def global_count(n: int, device: torch.device | None = None) -> int:
     t = torch.tensor([n], dtype=torch.long, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return int(t.item())
+
+
+@torch.no_grad()
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """The rows of ``x`` from every process, in rank order (``x`` itself in one process).
+
+    For diagnostics only (no gradient): a statistic of the gathered rows is the statistic of
+    the joined batch. Processes may hold different numbers of rows.
+    """
+    if world_size() == 1:
+        return x
+    x = x.detach().contiguous()
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
+    n = [int(s.item()) for s in sizes]
+    padded = torch.zeros((max(n), *x.shape[1:]), dtype=x.dtype, device=x.device)
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in n]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:k] for p, k in zip(parts, n, strict=True)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -23,6 +24,16 @@ def _seeds(text: str) -> list[int]:
     except ValueError:
         msg = f"seeds must be a count or a comma list, got {text!r}"
         raise argparse.ArgumentTypeError(msg) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -61,7 +72,13 @@ def _compare(args: argparse.Namespace) -> int:
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
-    report = run_comparison(configs, args.out, progress=not args.no_progress)
+    jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
+    jobs = min(jobs, len(configs))
+    if jobs > 1:
+        print(f"{jobs} runs at a time, {args.threads} torch thread(s) each", flush=True)
+    report = run_comparison(
+        configs, args.out, progress=not args.no_progress, jobs=jobs, threads=args.threads
+    )
     print(report["table"])
     print(
         f"results: {args.out} (runs.csv, summary.csv, table.txt, "
@@ -148,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", default="results/compare", help="results directory")
     cmp_.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest here)"
+    )
+    cmp_.add_argument(
+        "--jobs",
+        type=_positive,
+        help="runs trained at once, each in its own process (default: CPU count / threads)",
     )
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
     cmp_.set_defaults(func=_compare)

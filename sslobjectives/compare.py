@@ -129,14 +129,37 @@ def run_dir_for(out_dir: Path, config: RunConfig) -> Path:
     return Path(out_dir) / "runs" / f"{config.display_name}-s{config.seed}-{config.run_id}"
 
 
+def _train_in_worker(config: RunConfig, run_dir: str, threads: int) -> tuple[str, str | None]:
+    """One run in a pool process (its own torch thread count); (status, error)."""
+    import torch
+
+    from sslobjectives.train import train
+
+    torch.set_num_threads(threads)
+    result = train(config, run_dir, resume=True, progress=False)
+    return result["status"], result.get("error")
+
+
 def run_comparison(
-    configs: list[RunConfig], out_dir: str | Path, *, progress: bool = True
+    configs: list[RunConfig],
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    jobs: int = 1,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Train every config (finished runs are reused, interrupted ones resume), then write the
-    table, CSVs and plots into ``out_dir``."""
+    table, CSVs and plots into ``out_dir``.
+
+    ``jobs > 1`` trains that many runs at once, each in its own process with ``threads``
+    torch threads (``jobs=1`` trains in this process, with its thread setting). Every run is
+    seeded, so the results do not depend on ``jobs``.
+    """
     from sslobjectives.results import load_results, write_report
     from sslobjectives.train import train
 
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = None
@@ -145,12 +168,30 @@ def run_comparison(
 
         bar = tqdm(total=len(configs), desc="runs", dynamic_ncols=True)
     failures = []
-    for config in configs:
-        result = train(config, run_dir_for(out_dir, config), resume=True, progress=progress)
-        if result["status"] != "done":
-            failures.append(f"{config.display_name} seed {config.seed}: {result.get('error')}")
+
+    def finished(config: RunConfig, status: str, error: str | None) -> None:
+        if status != "done":
+            failures.append(f"{config.display_name} seed {config.seed}: {error}")
         if bar is not None:
             bar.update(1)
+
+    if jobs == 1:
+        for config in configs:
+            result = train(config, run_dir_for(out_dir, config), resume=True, progress=progress)
+            finished(config, result["status"], result.get("error"))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: a forked child would inherit this process's torch thread pool state
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(_train_in_worker, c, str(run_dir_for(out_dir, c)), threads): c
+                for c in configs
+            }
+            for fut in as_completed(futures):
+                finished(futures[fut], *fut.result())
     if bar is not None:
         bar.close()
     wanted = {c.run_id for c in configs}

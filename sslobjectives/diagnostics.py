@@ -2,6 +2,10 @@
 
 All functions are pure and return detached tensors. Entropies of cluster distributions are
 in nats; per-bit entropies are in bits (so a balanced bit scores 1).
+
+Under ``torch.distributed`` :func:`jensen_gap_summary` and :func:`centering_kl` are of the
+joined batch (their batch statistics are reduced over processes); the others are of the rows
+they are given, so the objectives gather every process's rows before calling them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import math
 
 import torch
 
+from sslobjectives import _dist
 from sslobjectives.functional import (
     center_normalize,
     check_matrix,
@@ -149,7 +154,9 @@ def centering_kl(teacher_logits: torch.Tensor, temp: float) -> torch.Tensor:
     q_ip = inverse_prior_normalize(teacher_logits, temp).double()
     q_c = center_normalize(teacher_logits, temp).double()
     kl = (q_ip * (torch.log(q_ip.clamp_min(1e-300)) - torch.log(q_c.clamp_min(1e-300)))).sum(-1)
-    return kl.mean().clamp_min(0.0).float()
+    # mean over the joined batch when distributed (the normalisations already are global)
+    n = _dist.global_count(kl.shape[0], kl.device)
+    return (_dist.all_reduce_sum(kl.sum()) / max(n, 1)).clamp_min(0.0).float()
 
 
 @torch.no_grad()

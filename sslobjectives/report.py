@@ -365,16 +365,26 @@ def _from_manifest(out: Path, m: dict[str, Any]) -> Experiment:
 
 
 def _wall_seconds(submissions: list[dict], result_paths: list[str]) -> float | None:
-    """Seconds from the first submission to the newest ``result.json`` (its mtime): the
-    sweep's wall-clock time when it ran in one go."""
+    """Wall-clock seconds the sweep's runs took: per submission that started runs, from its
+    time to the newest ``result.json`` (mtime) written before the next such submission;
+    summed. A sweep submitted once is timed from submission to its last result; one grown
+    later (more seeds) is not charged the time between its submissions."""
     try:
-        start = min(
-            datetime.strptime(s["time"], "%Y-%m-%dT%H:%M:%S%z").timestamp() for s in submissions
+        starts = sorted(
+            datetime.strptime(s["time"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            for s in submissions
+            if s.get("jobs")
         )
-        end = max(Path(p).stat().st_mtime for p in result_paths)
-    except (KeyError, ValueError, OSError):  # no submission or result, or an odd timestamp
+        ends = [Path(p).stat().st_mtime for p in result_paths]
+    except (KeyError, ValueError, OSError):  # an odd timestamp, a vanished result
         return None
-    return end - start if end >= start else None
+    total, timed = 0.0, False
+    for i, start in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else float("inf")
+        window = [e for e in ends if start <= e < stop]
+        if window:
+            total, timed = total + max(window) - start, True
+    return total if timed else None
 
 
 def _from_results(out: Path, experiments_dir: Path) -> Experiment:
@@ -789,8 +799,8 @@ def experiment_section(
         f"results `{_rel(exp.out, cwd)}`",
         f"- budget (spec): {exp.budget or '-'}; measured: "
         + (
-            f"{_duration(exp.wall_s)} wall clock (first submission to last result"
-            + (f", over {exp.submissions} submissions" if exp.submissions > 1 else "")
+            f"{_duration(exp.wall_s)} wall clock (submission to last result"
+            + (f", summed over {exp.submissions} submissions" if exp.submissions > 1 else "")
             + "), "
             if exp.wall_s is not None
             else ""

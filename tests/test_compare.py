@@ -126,6 +126,25 @@ def test_compare_cli_end_to_end(tmp_path, capsys):
     assert [f.stat().st_mtime_ns for f in run_files] == stamps
 
 
+def test_runs_in_a_process_pool_equal_runs_in_this_process(tmp_path, capsys):
+    args = ["compare", "--objectives", "dino", "bits-fixed", "--seeds", "1", *TINY_SET]
+    assert main([*args, "--out", str(tmp_path / "pool"), "--jobs", "2", "--no-progress"]) == 0
+    assert "2 runs at a time, 1 torch thread(s) each" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "here"), "--jobs", "1", "--no-progress"]) == 0
+    assert "runs at a time" not in capsys.readouterr().out
+    finals = {}
+    for where in ("pool", "here"):
+        for f in (tmp_path / where).glob("runs/*/result.json"):
+            r = json.loads(f.read_text())
+            finals[where, r["label"]] = (r["final"], [h["loss"] for h in r["history"]])
+    assert len(finals) == 4
+    for label in ("dino", "bits-fixed"):
+        assert finals["pool", label] == finals["here", label], label
+    with pytest.raises(SystemExit):
+        main(["compare", "--jobs", "0"])
+    assert "must be a positive integer, got '0'" in capsys.readouterr().err
+
+
 def test_compare_cli_rejects_unknown_keys(capsys):
     assert main(["compare", "--set", "bits.bta=1", "--no-progress"]) == 2
     assert "did you mean 'beta'" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import sslobjectives.functional as Fn
+from sslobjectives._dist import gather_rows
 from sslobjectives.objectives import build
 
 WORLD = 2
@@ -48,6 +49,8 @@ def run_all(rank: int, world: int) -> dict:
             results[f"{case}/{step}/loss"] = out.loss.detach()
             for term, value in out.terms.items():
                 results[f"{case}/{step}/{term}"] = value.detach()
+            for stat, value in out.stats.items():  # diagnostics of the joined batch
+                results[f"{case}/{step}/stats.{stat}"] = value
             results[f"{case}/{step}/grads"] = torch.stack([s.grad for s in student])
             for buffer in ("center", "prior"):
                 if hasattr(obj, buffer) and getattr(obj, buffer).numel():
@@ -67,6 +70,8 @@ def run_all(rank: int, world: int) -> dict:
     results["cluster_prior"] = Fn.cluster_prior(z, 0.3)
     results["cluster_prior_geometric"] = Fn.cluster_prior(z, 0.3, "geometric")
     results["jensen_gap"] = Fn.jensen_gap(z, 0.3)
+    uneven = slice(0, 3) if world == 2 and rank == 0 else slice(3 * (world == 2), BATCH)
+    results["gather_rows_uneven"] = gather_rows(batches(0)[0][uneven])  # 3 + 5 rows -> all 8
     results["rows"] = torch.tensor([rows.start, rows.stop])
     return results
 
@@ -119,6 +124,11 @@ def test_two_processes_equal_one_process_on_the_joined_batch(distributed_results
     assert set(CASES) <= checked
     for key in (
         "dino/1/center",
+        "dino/1/stats.marginal_entropy",
+        "dino/1/stats.centering_kl",
+        "sinkhorn/0/stats.sample_entropy",
+        "bits/1/stats.bit_correlation",
+        "simdino/0/stats.effective_rank",
         "kl_inverse_prior_running/1/prior",
         "coding_rate_n_gt_d",
         "coding_rate_n_lt_d",

@@ -241,7 +241,8 @@ def test_scancelled_run_fails_and_a_resubmission_completes_only_it(slurm_cluster
 @pytest.mark.timeout(300)
 def test_two_task_ddp_run_matches_one_task(slurm_cluster, tmp_path):
     """tasks_per_node = 2: gloo process group from submitit's JobEnvironment, DDP, half the
-    global batch per rank; the loss curve equals the 1-task run's (same global batch, seed)."""
+    global batch per rank; the loss curve and the per-epoch diagnostics (of the joined batch,
+    gathered over ranks) equal the 1-task run's (same global batch, seed)."""
     outs = {}
     for tasks in (2, 1):
         spec_path = write_spec(
@@ -274,6 +275,7 @@ def test_two_task_ddp_run_matches_one_task(slurm_cluster, tmp_path):
     h2, h1 = results[2]["history"], results[1]["history"]
     assert len(h2) == len(h1) == 3
     for a, b in zip(h2, h1, strict=True):
-        for key in ("loss", "cross_entropy"):
+        diagnostics = ("marginal_entropy", "sample_entropy", "centering_kl", "jensen_gap_mean")
+        for key in ("loss", "cross_entropy", *diagnostics):
             assert math.isclose(a[key], b[key], rel_tol=1e-4, abs_tol=1e-5), (key, a, b)
     assert results[2]["final"]["knn"] == pytest.approx(results[1]["final"]["knn"], abs=0.02)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sslobjectives import diagnostics
+from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
 from sslobjectives.objectives.base import LossOutput, Objective
 
@@ -83,6 +83,7 @@ class BITS(Objective):
         rate = torch.stack([Fn.coding_rate(s, cfg.eps) for s in student[: len(teacher)]]).mean()
         out = LossOutput(loss=bce - cfg.beta * rate, terms={"bce": bce, "rate": rate})
         if stats:
-            bits = torch.cat([Fn.binary_message(t.detach()) for t in teacher])
+            # of the joined batch: every process's rows, view by view
+            bits = torch.cat([_dist.gather_rows(Fn.binary_message(t.detach())) for t in teacher])
             out.stats.update(diagnostics.bit_stats(bits))
         return out

@@ -76,8 +76,9 @@ class ClusterObjective(Objective):
         q = self.teacher_probs(joined, temp)
         loss = Fn.multicrop_cross_entropy(student, list(q.chunk(len(teacher))), cfg.student_temp)
         out = LossOutput(loss=loss, terms={"cross_entropy": loss})
-        if stats:
-            out.stats.update(diagnostics.cluster_stats(q))
+        if stats:  # of the joined batch: every process's rows, view by view
+            q_all = torch.cat([_dist.gather_rows(v) for v in q.chunk(len(teacher))])
+            out.stats.update(diagnostics.cluster_stats(q_all))
             out.stats.update(diagnostics.jensen_gap_summary(joined, temp))
             out.stats["centering_kl"] = diagnostics.centering_kl(joined, temp)
             out.stats["teacher_temp"] = torch.tensor(temp)

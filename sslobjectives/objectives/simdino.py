@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sslobjectives import diagnostics
+from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
 from sslobjectives.objectives.base import LossOutput, Objective
 
@@ -57,6 +57,7 @@ class SimDINO(Objective):
         rate = torch.stack([Fn.coding_rate(v, cfg.eps) for v in student[: len(teacher)]]).mean()
         out = LossOutput(loss=align - cfg.gamma * rate, terms={"align": align, "rate": rate})
         if stats:
-            embeddings = torch.cat([v.detach() for v in teacher])
+            # of the joined batch: every process's rows, view by view
+            embeddings = torch.cat([_dist.gather_rows(v.detach()) for v in teacher])
             out.stats["effective_rank"] = diagnostics.effective_rank(embeddings)
         return out
