@@ -678,6 +678,79 @@ def plot_scatter(
     return path, note
 
 
+def plot_claim_metrics(
+    exp: Experiment, metrics: Sequence[tuple[str, str]], path: Path
+) -> Path | None:
+    """One panel per ``(metric, reduce)``: every group's runs (dots, one per seed) and its
+    mean with the 95% CI the verdicts use (bar), groups in the spec's order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = exp.groups()
+    panels = []
+    for metric, reduce in metrics:
+        rows = []
+        for values, runs in groups:
+            vals = [metric_value(r.result, metric, reduce) for r in runs if r.status == "done"]
+            name = (
+                str(values["label"])
+                if "label" in values
+                else "\n".join(
+                    _show(v) if k == "objective" else f"{k.rsplit('.', 1)[-1]}={_show(v)}"
+                    for k, v in values.items()
+                )
+            )
+            rows.append((name, [v for v in vals if v is not None]))
+        if any(vals for _, vals in rows):
+            panels.append((metric, reduce, rows))
+    if not panels:
+        return None
+    n_groups = len(groups)
+    lines = max(name.count("\n") + 1 for name, _ in panels[0][2])
+    rotate = lines == 1 and n_groups > 5
+    width = min(18.0, max(5.5, (0.95 if lines > 1 else 0.6) * n_groups + 1.5))
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(width, (2.2 + 0.25 * lines) * len(panels)), squeeze=False
+    )
+    jitter = [-0.18 + 0.06 * k for k in range(7)]  # seeds spread around the group
+    for ax, (metric, reduce, rows) in zip(axes[:, 0], panels, strict=True):
+        for i, (_, vals) in enumerate(rows):
+            if not vals:
+                continue
+            xs = [i + jitter[k % len(jitter)] for k in range(len(vals))]
+            ax.scatter(xs, vals, s=10, color="0.55", zorder=2)
+            m, h = mean_ci(vals)
+            ax.errorbar(i, m, yerr=h, fmt="o", color="C0", capsize=4, zorder=3)
+        history = _is_history(exp, metric)
+        ax.set_ylabel(metric + (f"\n({reduce} epoch)" if history else ""), fontsize=8)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(
+            [name for name, _ in rows],
+            rotation=30 if rotate else 0,
+            ha="right" if rotate else "center",
+            fontsize=7 if lines == 1 else 6,
+        )
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_title("per group: runs (grey), mean ± 95% CI over seeds (blue)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _claim_metrics(claims: ExperimentClaims | None) -> list[tuple[str, str]]:
+    """The metrics the claims judge, once each, in order (``collapsed`` is a count, left
+    to the table)."""
+    out: list[tuple[str, str]] = []
+    for c in claims.claims if claims else ():
+        for m in c.metrics or (c.metric,):
+            if m and m != "collapsed" and (m, c.reduce) not in out:
+                out.append((m, c.reduce))
+    return out
+
+
 def _figures(
     exp: Experiment, claims: ExperimentClaims | None, fig_dir: Path
 ) -> list[tuple[Path, str]]:
@@ -686,6 +759,11 @@ def _figures(
         return []
     fig_dir.mkdir(parents=True, exist_ok=True)
     figs: list[tuple[Path, str]] = []
+    metrics = _claim_metrics(claims)
+    if metrics and len(exp.groups()) > 1:
+        p = plot_claim_metrics(exp, metrics, fig_dir / "claims.png")
+        if p:
+            figs.append((p, "the claims' metrics per group: runs and mean ± 95% CI"))
     p = plot_curves(done, fig_dir / "curves.png", exp.by)
     if p:
         figs.append((p, "per-epoch curves, mean over seeds (shaded: min-max)"))

@@ -24,6 +24,7 @@ from sslobjectives.report import (
     INCONCLUSIVE,
     Run,
     Stat,
+    _claim_metrics,
     expect_verdict,
     load_claims,
     load_experiment,
@@ -300,6 +301,12 @@ def test_report_verdicts_on_hand_made_results(tmp_path):
     assert "FAILED b s3: epoch 0, step 3: loss is not finite" in text
     assert "| none | 3 |" in text and "| 4 | 3 |" in text
     assert (tmp_path / "docs" / "figures" / "fake" / "curves.png").exists()
+    # the claims' metrics, one panel each (map once although two claims use it)
+    assert _claim_metrics(load_claims(claims)["fake"]) == [
+        ("map", "last"), ("knn", "last"), ("linear", "last"), ("jensen_gap_mean", "last")
+    ]  # fmt: skip
+    assert "![the claims' metrics per group" in text
+    assert (tmp_path / "docs" / "figures" / "fake" / "claims.png").stat().st_size > 10_000
 
 
 def test_pairs_are_judged_per_setting_of_the_other_varied_keys(tmp_path):
