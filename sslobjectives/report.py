@@ -894,9 +894,9 @@ def experiment_section(
     for r in exp.runs:
         if r.status == "failed":
             err = (r.result or {}).get("error", "failed")
-            lines.append(f"- FAILED {r.label} s{r.seed}: {err}")
+            lines.append(f"- FAILED {_run_name(exp, r)}: {err}")
     for r in collapsed:
-        lines.append(f"- collapsed: {r.label} s{r.seed}: {r.result.get('collapse_reason')}")
+        lines.append(f"- collapsed: {_run_name(exp, r)}: {r.result.get('collapse_reason')}")
     if n["failed"] or collapsed:
         lines.append("")
     done = exp.done
@@ -934,6 +934,11 @@ def experiment_section(
     for path, caption in figs:
         lines += [f"![{caption}]({_rel(path, md_dir)})", "", f"*{caption}*", ""]
     return "\n".join(lines), verdicts
+
+
+def _run_name(exp: Experiment, r: Run) -> str:
+    """A run as the table names its group, and its seed: ``objective_cfg.beta=0.05 s1``."""
+    return f"{group_name({k: r.value(k) for k in exp.by})} s{r.seed}"
 
 
 def _is_history(exp: Experiment, metric: str) -> bool:

@@ -298,7 +298,7 @@ def test_report_verdicts_on_hand_made_results(tmp_path):
     text = md.read_text()
     assert "reset_period=4 > reset_period=none: 0.800 ± " in text
     assert "8 planned: 6 done (0 collapsed), 1 failed, 1 not run" in text
-    assert "FAILED b s3: epoch 0, step 3: loss is not finite" in text
+    assert "FAILED reset_period=none s3: epoch 0, step 3: loss is not finite" in text
     assert "| none | 3 |" in text and "| 4 | 3 |" in text
     assert (tmp_path / "docs" / "figures" / "fake" / "curves.png").exists()
     # the claims' metrics, one panel each (map once although two claims use it)
