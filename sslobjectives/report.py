@@ -65,7 +65,7 @@ CLAIM_KEYS = (
     "groups",
     "metrics",
 )
-EXPERIMENT_KEYS = ("paper", "claims", "curves", "scatter", "columns")
+EXPERIMENT_KEYS = ("paper", "claims", "curves", "scatter", "columns", "differences")
 
 
 # ---------------------------------------------------------------------------- claims
@@ -98,6 +98,19 @@ class ExperimentClaims:
     curves: tuple[str, ...] = ()
     scatter: tuple[tuple[str, str], ...] = ()
     columns: tuple[str, ...] = ()
+    differences: tuple[Difference, ...] = ()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``metric(a) - metric(b)`` paired by seed, per setting of the other varied keys,
+    against ``x`` measured on ``b``'s runs (see the header of ``experiments/claims.toml``)."""
+
+    x: str
+    metric: str
+    a: str
+    b: str
+    reduce: str = "last"
 
 
 def default_claims_path() -> Path:
@@ -192,9 +205,29 @@ def _parse_experiment(name: str, table: dict, problems: list[str]) -> Experiment
     if not all(isinstance(s, list) and len(s) == 2 for s in scatter):
         problems.append(f"[{name}] scatter must be [[x_metric, y_metric], ...]")
         scatter = []
+    differences = []
+    for i, d in enumerate(table.get("differences", [])):
+        between = d.get("between") if isinstance(d, dict) else None
+        if (
+            not isinstance(d, dict)
+            or not isinstance(d.get("x"), str)
+            or not isinstance(d.get("metric"), str)
+            or not (isinstance(between, list) and len(between) == 2)
+        ):
+            problems.append(
+                f"[{name}] differences[{i}] must be {{x = metric, metric = metric, "
+                'between = ["selector a", "selector b"]}'
+            )
+            continue
+        differences.append(
+            Difference(
+                d["x"], d["metric"], str(between[0]), str(between[1]), d.get("reduce", "last")
+            )
+        )
     return ExperimentClaims(
         name=name,
         paper=str(table.get("paper", "")).strip(),
+        differences=tuple(differences),
         claims=tuple(claims),
         curves=tuple(table.get("curves", [])),
         scatter=tuple(tuple(s) for s in scatter),
@@ -740,6 +773,78 @@ def plot_claim_metrics(
     return path
 
 
+def paired_differences(
+    exp: Experiment, diff: Difference
+) -> list[tuple[dict[str, Any], float, list[float]]]:
+    """Per setting of the varied keys that neither selector names: ``(setting, mean of x
+    over b's runs, [metric(a) - metric(b) for each seed both finished])``."""
+    a_sel, b_sel = parse_selector(diff.a), parse_selector(diff.b)
+    keys = [k for k in exp.by if k not in set(a_sel) | set(b_sel)]
+    settings: dict[tuple, dict[str, Any]] = {}
+    for r in exp.runs:
+        if r.matches(b_sel):
+            ctx = {k: r.value(k) for k in keys}
+            settings.setdefault(tuple(_show(v) for v in ctx.values()), ctx)
+    out = []
+    for ctx in settings.values():
+
+        def by_seed(sel: dict[str, Any], metric: str, ctx=ctx) -> dict[int, float]:
+            got = {}
+            for r in exp.runs:
+                if r.status == "done" and r.matches({**sel, **ctx}):
+                    v = metric_value(r.result, metric, diff.reduce)
+                    if v is not None:
+                        got[r.seed] = v
+            return got
+
+        a_vals, b_vals = by_seed(a_sel, diff.metric), by_seed(b_sel, diff.metric)
+        xs = list(by_seed(b_sel, diff.x).values())
+        deltas = [a_vals[s] - b_vals[s] for s in sorted(set(a_vals) & set(b_vals))]
+        if xs and deltas:
+            out.append((ctx, sum(xs) / len(xs), deltas))
+    return out
+
+
+def plot_difference(exp: Experiment, diff: Difference, path: Path) -> tuple[Path, str] | None:
+    """Mean paired difference (± 95% CI over seeds) per setting against ``x``; the note
+    gives Spearman's rho over the settings and how many differences the CI resolves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
+
+    rows = paired_differences(exp, diff)
+    if len(rows) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    means, resolved = [], 0
+    for i, (ctx, x, deltas) in enumerate(rows):
+        m, h = mean_ci(deltas)
+        means.append(m)
+        resolved += bool(len(deltas) > 1 and (m - h > 0 or m + h < 0))
+        ax.errorbar(x, m, yerr=h, fmt="o", color=f"C{i % 10}", capsize=4, label=group_name(ctx))
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    xs = [x for _, x, _ in rows]
+    if min(xs) > 0 and max(xs) > 100 * min(xs):  # gaps span decades across temperatures
+        ax.set_xscale("log")
+    history = _is_history(exp, diff.x)
+    ax.set_xlabel(f"{diff.x}" + (f" ({diff.reduce} epoch)" if history else "") + f" of {diff.b}")
+    ax.set_ylabel(f"{diff.metric}: {diff.a} − {diff.b}\n(paired by seed)", fontsize=8)
+    rho, p = spearmanr(xs, means)
+    ax.set_title(f"Spearman ρ = {rho:.2f} over {len(rows)} settings", fontsize=9)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    note = (
+        f"{diff.metric}({diff.a}) − {diff.metric}({diff.b}), paired by seed, against "
+        f"{diff.x} of {diff.b}: Spearman ρ = {rho:.2f} over {len(rows)} settings "
+        f"(p = {p:.2g}); the 95% CI excludes 0 in {resolved} of {len(rows)} settings"
+    )
+    return path, note
+
+
 def _claim_metrics(claims: ExperimentClaims | None) -> list[tuple[str, str]]:
     """The metrics the claims judge, once each, in order (``collapsed`` is a count, left
     to the table)."""
@@ -774,6 +879,11 @@ def _figures(
         p = plot_curves(done, fig_dir / "diagnostics.png", exp.by, curves=claims.curves)
         if p:
             figs.append((p, "per-epoch " + ", ".join(claims.curves)))
+    for d in claims.differences if claims else ():
+        name = f"diff_{_slug(d.metric)}_{_slug(d.a)}_minus_{_slug(d.b)}_vs_{_slug(d.x)}.png"
+        got = plot_difference(exp, d, fig_dir / name)
+        if got:
+            figs.append(got)
     for x, y in claims.scatter if claims else ():
         got = plot_scatter(exp, x, y, fig_dir / f"{_slug(x)}_vs_{_slug(y)}.png")
         if got:

@@ -22,6 +22,7 @@ from sslobjectives.report import (
     AGREES,
     DISAGREES,
     INCONCLUSIVE,
+    Difference,
     Run,
     Stat,
     _claim_metrics,
@@ -29,6 +30,7 @@ from sslobjectives.report import (
     load_claims,
     load_experiment,
     pair_verdict,
+    paired_differences,
     selector_problems,
     write_results_report,
 )
@@ -335,6 +337,55 @@ def test_pairs_are_judged_per_setting_of_the_other_varied_keys(tmp_path):
     assert len(lines) == 2
     assert lines[0].startswith("[objective=dino] ") and lines[0].endswith(f"**{AGREES}**")
     assert lines[1].startswith("[objective=sinkhorn] ") and lines[1].endswith(f"**{DISAGREES}**")
+
+
+def test_paired_differences_against_the_baselines_gap(tmp_path):
+    """knn(kl) - knn(dino) per temperature, paired by seed; x = the dino runs' gap."""
+    runs = []
+    for seed in range(3):
+        for temp, gap, lift in [(0.02, 8.0, 0.03), (0.07, 0.5, 0.0), (0.2, 0.01, -0.01)]:
+            base = 0.9 + 0.01 * seed  # seeds differ more than the objectives: pairing helps
+            for obj, knn in [("dino", base), ("kl_inverse_prior", base + lift + 0.001 * seed)]:
+                runs.append(
+                    {
+                        "label": obj,
+                        "seed": seed,
+                        "config": {"objective": obj, "objective_cfg": {"teacher_temp": temp}},
+                        "final": {"knn": knn},
+                        "history": [{"jensen_gap_mean": gap if obj == "dino" else 99.0}],
+                    }
+                )
+    runs.append(  # a seed only one side finished is left out of the pairs
+        {
+            "label": "dino",
+            "seed": 7,
+            "config": {"objective": "dino", "objective_cfg": {"teacher_temp": 0.2}},
+            "final": {"knn": 0.1},
+            "history": [{"jensen_gap_mean": 0.01}],
+        }
+    )
+    out = _fake_sweep(tmp_path, "six", runs, by=["objective", "objective_cfg.teacher_temp"])
+    diff = Difference("jensen_gap_mean", "knn", "objective=kl_inverse_prior", "objective=dino")
+    rows = paired_differences(load_experiment(out), diff)
+    temps = [ctx["objective_cfg.teacher_temp"] for ctx, _, _ in rows]
+    assert temps == [0.02, 0.07, 0.2]
+    assert [x for _, x, _ in rows] == pytest.approx([8.0, 0.5, 0.01])  # dino's gap, not kl's
+    assert rows[0][2] == pytest.approx([0.03, 0.031, 0.032])
+    assert len(rows[2][2]) == 3  # seed 7 has no kl_inverse_prior run
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        '[six]\ndifferences = [{x = "jensen_gap_mean", metric = "knn", '
+        'between = ["objective=kl_inverse_prior", "objective=dino"]}]\n'
+    )
+    md = tmp_path / "R.md"
+    write_results_report([out], md, claims=claims)
+    text = md.read_text()
+    assert "Spearman ρ = 1.00 over 3 settings" in text
+    assert "the 95% CI excludes 0 in 2 of 3 settings" in text  # 0.07: lift 0.001 ± 0.0025
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[six]\ndifferences = [{x = "gap", between = ["a"]}]\n')
+    with pytest.raises(ValueError, match=r"differences\[0\] must be"):
+        load_claims(bad)
 
 
 def test_bad_claims_are_listed(tmp_path):
