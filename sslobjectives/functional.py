@@ -458,30 +458,6 @@ class _Gram(torch.autograd.Function):
         return x @ (grad + grad.T)
 
 
-class _HalfLogdetPD(torch.autograd.Function):
-    """``1/2 logdet(M)`` of a symmetric positive definite ``M`` through its Cholesky factor,
-    with the backward ``1/2 M^-1`` (``cholesky_inverse`` of the saved factor) instead of
-    autograd through the factorisation: same gradient, about a quarter less time for the
-    coding rate's forward + backward at 128 x 256 (two views, one thread).
-
-    Under ``create_graph`` the inverse is rebuilt from ``M`` with differentiable ops, so
-    higher-order gradients stay exact.
-    """
-
-    @staticmethod
-    def forward(ctx, m: torch.Tensor) -> torch.Tensor:
-        chol = torch.linalg.cholesky(m)
-        ctx.save_for_backward(m, chol)
-        return torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        m, chol = ctx.saved_tensors
-        if torch.is_grad_enabled():  # double backward: keep the dependence on m
-            chol = torch.linalg.cholesky(m)
-        return 0.5 * grad[..., None, None] * torch.cholesky_inverse(chol)
-
-
 def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
     """Coding rate ``R_eps(Z) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z)`` of L2-normalised rows.
 
@@ -521,7 +497,8 @@ def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
             gram = _Gram.apply(x.T)
         m = gram.shape[0]
         eye = torch.eye(m, dtype=x.dtype, device=x.device)
-        rate = _HalfLogdetPD.apply(eye + alpha * gram)
+        chol = torch.linalg.cholesky(eye + alpha * gram)
+        rate = torch.log(torch.diagonal(chol)).sum()
     return rate.to(z.dtype)
 
 

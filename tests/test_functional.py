@@ -508,8 +508,8 @@ def test_gradcheck_float64(name):
 
 @pytest.mark.parametrize("transpose", [False, True], ids=["n_lt_d", "n_gt_d"])
 def test_coding_rate_second_derivatives_are_exact(transpose):
-    """Its log-determinant has a hand-written backward (1/2 M^-1): under create_graph the
-    inverse is rebuilt from M, so Hessian-vector products stay right."""
+    """Through the Gram autograd.Function and the Cholesky factorisation, Hessian-vector
+    products of the coding rate stay right (both routes: n x n and d x d Gram)."""
     z = _tiny(12)
     assert torch.autograd.gradgradcheck(lambda x: Fn.coding_rate(x.T if transpose else x, 0.5), z)
 
