@@ -334,7 +334,7 @@ class Experiment:
     seeds: list[int] = field(default_factory=list)
     title: str = ""
     base: dict[str, Any] = field(default_factory=dict)
-    wall_s: float | None = None  # first submission -> newest result.json (manifest only)
+    wall_s: float | None = None  # summed per submission, up to its last result.json
     submissions: int = 0
 
     @property

@@ -113,6 +113,8 @@ def test_claims_name_only_groups_that_exist_in_their_spec(path):
     ]
     for claim in claims[spec.name].claims:
         assert selector_problems(claim.selectors(), runs, spec.group_by) == [], claim.text
+    for diff in claims[spec.name].differences:
+        assert selector_problems([diff.a, diff.b], runs, spec.group_by) == [], diff
 
 
 def test_every_claims_entry_has_a_spec():
