@@ -597,22 +597,31 @@ class Verdict:
     verdict: str
 
 
+def _settings(
+    exp: Experiment, named_by: Sequence[dict[str, Any]], seen_in: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The settings of the varied keys that no selector of ``named_by`` fixes (a label also
+    fixes the other [zip] axes of its row), as they occur in runs matching one of
+    ``seen_in``, in run order: a pair is compared within each of them."""
+    named = set().union(*named_by)
+    if "label" in named:
+        named |= set(exp.zip_keys)
+    keys = [k for k in exp.by if k not in named]
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in exp.runs:
+        if any(r.matches(sel) for sel in seen_in):
+            ctx = {k: r.value(k) for k in keys}
+            out.setdefault(tuple(_show(v) for v in ctx.values()), ctx)
+    return list(out.values())
+
+
 def judge(claim: Claim, exp: Experiment) -> list[Verdict]:
     """One verdict per claimed pair and context (or per group for expect / metrics)."""
     out = []
     if claim.pairs:
         for a_text, b_text in claim.pairs:
             a_sel, b_sel = parse_selector(a_text), parse_selector(b_text)
-            named = set(a_sel) | set(b_sel)
-            if "label" in named:
-                named |= set(exp.zip_keys)
-            context_keys = [k for k in exp.by if k not in named]
-            contexts: dict[tuple, dict[str, Any]] = {}
-            for r in exp.runs:
-                if r.matches(a_sel) or r.matches(b_sel):
-                    ctx = {k: r.value(k) for k in context_keys}
-                    contexts.setdefault(tuple(_show(v) for v in ctx.values()), ctx)
-            for ctx in contexts.values() or [{}]:
+            for ctx in _settings(exp, (a_sel, b_sel), (a_sel, b_sel)) or [{}]:
                 a_runs = [r for r in exp.runs if r.matches({**a_sel, **ctx})]
                 b_runs = [r for r in exp.runs if r.matches({**b_sel, **ctx})]
                 a = Stat.of(a_runs, claim.metric, claim.reduce)
@@ -779,14 +788,8 @@ def paired_differences(
     """Per setting of the varied keys that neither selector names: ``(setting, mean of x
     over b's runs, [metric(a) - metric(b) for each seed both finished])``."""
     a_sel, b_sel = parse_selector(diff.a), parse_selector(diff.b)
-    keys = [k for k in exp.by if k not in set(a_sel) | set(b_sel)]
-    settings: dict[tuple, dict[str, Any]] = {}
-    for r in exp.runs:
-        if r.matches(b_sel):
-            ctx = {k: r.value(k) for k in keys}
-            settings.setdefault(tuple(_show(v) for v in ctx.values()), ctx)
     out = []
-    for ctx in settings.values():
+    for ctx in _settings(exp, (a_sel, b_sel), (b_sel,)):
 
         def by_seed(sel: dict[str, Any], metric: str, ctx=ctx) -> dict[int, float]:
             got = {}
@@ -931,10 +934,9 @@ def _extra_columns(claims: ExperimentClaims | None) -> list[str]:
     if claims is None:
         return []
     out = list(claims.columns)
-    for c in claims.claims:
-        for m in [c.metric, *(c.metrics or ())]:
-            if m and m not in TABLE_METRICS and m != "collapsed" and m not in out:
-                out.append(m)
+    for m, _ in _claim_metrics(claims):
+        if m not in TABLE_METRICS and m not in out:
+            out.append(m)
     return out
 
 
