@@ -90,6 +90,18 @@ MEMORY_LIMIT = 2.0
 RATE_SPEEDUP = 50.0  # n = 256, d = 4096
 
 
+def _timings(samples: dict, ratios: dict, limits: dict, modes) -> dict:
+    """The timing fields every record shares: medians, raw samples, ratios and the verdict
+    of each ratio against its limit."""
+    return {
+        "ms": {k: median_ms(v) for k, v in samples.items()},
+        "samples_ms": {k: [1e3 * t for t in v] for k, v in samples.items()},
+        "ratios": ratios,
+        "limits": limits,
+        "met": {k: {m: ratios[k][m] <= limits[k] for m in modes} for k in limits},
+    }
+
+
 def reference_limit(objective: str, views: int) -> float:
     multicrop = objective in CLUSTER or objective == "bits"
     return 1.0 / MULTICROP_SPEEDUP if multicrop and views >= 8 else 1.0
@@ -296,11 +308,7 @@ def run_objective(name: str, size: Size, backend: str, rounds: int) -> dict:
         "device": size.device,
         "shape": {"views": size.views, "global": size.n_global, "batch": size.batch, "dim": dim},
         "irreducible_op": what,
-        "ms": {k: median_ms(v) for k, v in samples.items()},
-        "samples_ms": {k: [1e3 * t for t in v] for k, v in samples.items()},
-        "ratios": ratios,
-        "limits": limits,
-        "met": {k: {m: ratios[k][m] <= limits[k] for m in modes} for k in limits},
+        **_timings(samples, ratios, limits, modes),
         "memory_bytes": memory,
         "input_bytes": input_bytes,
         "grad_bytes": grad_bytes,
@@ -348,11 +356,7 @@ def run_coding_rate(n: int, d: int, size: Size, backend: str, rounds: int) -> di
         "size": f"n={n} d={d}",
         "device": size.device,
         "shape": {"n": n, "d": d},
-        "ms": {k: median_ms(v) for k, v in samples.items()},
-        "samples_ms": {k: [1e3 * t for t in v] for k, v in samples.items()},
-        "ratios": ratios,
-        "limits": limits,
-        "met": {k: {m: ratios[k][m] <= limits[k] for m in modes} for k in limits},
+        **_timings(samples, ratios, limits, modes),
         "memory_bytes": memory,
         "input_bytes": input_bytes,
         "grad_bytes": input_bytes,
