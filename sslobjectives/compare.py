@@ -16,6 +16,7 @@ from typing import Any
 from sslobjectives.objectives import names as objective_names
 from sslobjectives.objectives import nearest_key
 from sslobjectives.train.config import RunConfig
+from sslobjectives.train.rundir import run_dir_for
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,6 @@ def plan_runs(methods: list[Method], seeds: list[int], base: dict[str, Any]) -> 
     if problems:
         raise ValueError("\n".join(problems))
     return configs
-
-
-def run_dir_for(out_dir: Path, config: RunConfig) -> Path:
-    return Path(out_dir) / "runs" / f"{config.display_name}-s{config.seed}-{config.run_id}"
 
 
 def _train_in_worker(config: RunConfig, run_dir: str, threads: int) -> tuple[str, str | None]:

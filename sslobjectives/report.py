@@ -39,7 +39,7 @@ from sslobjectives.results import (
     summarize,
 )
 from sslobjectives.sweep.spec import _show
-from sslobjectives.train.trainer import RESULT_FILE
+from sslobjectives.train.rundir import RunDir, read_json
 
 try:
     import tomllib
@@ -351,18 +351,11 @@ class Experiment:
         return list(out.values())
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def load_experiment(out: str | Path, experiments_dir: str | Path | None = None) -> Experiment:
     """Read a sweep directory: its manifest (or, without one, the spec of the same name in
     ``experiments_dir`` and every ``result.json`` below ``out``)."""
     out = Path(out)
-    manifest = _read_json(out / "manifest.json")
+    manifest = read_json(out / "manifest.json")
     if manifest is not None:
         return _from_manifest(out, manifest)
     return _from_results(out, Path(experiments_dir or default_claims_path().parent))
@@ -371,11 +364,12 @@ def load_experiment(out: str | Path, experiments_dir: str | Path | None = None) 
 def _from_manifest(out: Path, m: dict[str, Any]) -> Experiment:
     runs = []
     for run in m.get("runs", []):
-        result = _read_json(out / run["dir"] / RESULT_FILE)
+        files = RunDir(out / run["dir"])
+        result = files.result()
         status = "missing" if result is None else result.get("status")
         status = status if status in ("done", "missing") else "failed"
         if result is not None:
-            result["_path"] = str(out / run["dir"] / RESULT_FILE)
+            result["_path"] = str(files.result_path)
         runs.append(Run(run["label"], run["seed"], _flatten(run["config"]), status, result))
     spec = m.get("spec") or {}
     subs = m.get("submissions") or []

@@ -8,7 +8,6 @@ otherwise :func:`check_comparable` names the key that differs.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sslobjectives.train.trainer import RESULT_FILE
+from sslobjectives.train.rundir import RESULT_FILE, read_json
 
 #: Final metrics shown in tables, in order; a column is kept when some run has it.
 TABLE_METRICS = (
@@ -43,7 +42,9 @@ def load_results(paths: Iterable[str | Path], status: str | None = "done") -> li
         p = Path(p)
         files = [p] if p.is_file() else sorted(p.rglob(RESULT_FILE))
         for f in files:
-            r = json.loads(f.read_text())
+            r = read_json(f)
+            if r is None:
+                raise ValueError(f"{f} is not a readable result (JSON object)")
             if status is None or r.get("status") == status:
                 r["_path"] = str(f)
                 out.append(r)

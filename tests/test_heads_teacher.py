@@ -13,7 +13,7 @@ from sslobjectives.teacher import EMATeacher, cosine_momentum
 
 HEADS = {
     "dino": lambda: DINOHead(8, 16, hidden_dim=12, bottleneck_dim=6),
-    "binary": lambda: BinaryHead(8, bits=10, hidden_dim=12),
+    "binary": lambda: BinaryHead(8, 10, hidden_dim=12),
     "embedding": lambda: EmbeddingHead(8, 5, hidden_dim=12),
 }
 
@@ -92,7 +92,7 @@ def test_reset_schedule_due_epochs():
 @pytest.mark.parametrize("reset_teacher", [True, False])
 def test_reset_schedule_apply_resets_student_and_optionally_teacher(reset_teacher):
     torch.manual_seed(0)
-    student = BinaryHead(8, bits=10, hidden_dim=12)
+    student = BinaryHead(8, 10, hidden_dim=12)
     teacher = copy.deepcopy(student)
     perturb(teacher)
     teacher_before, student_before = params(teacher), params(student)
@@ -104,7 +104,7 @@ def test_reset_schedule_apply_resets_student_and_optionally_teacher(reset_teache
     assert (
         sched.apply(student, teacher, epoch=5, generator=torch.Generator().manual_seed(1)) is True
     )
-    expected = BinaryHead(8, bits=10, hidden_dim=12)
+    expected = BinaryHead(8, 10, hidden_dim=12)
     expected.reset(torch.Generator().manual_seed(1))
     for key, value in params(student).items():
         assert torch.equal(value, params(expected)[key]), key
@@ -172,5 +172,5 @@ def test_cosine_momentum_endpoints_formula_and_monotonicity():
 
 def test_mlp_rejects_zero_layers():
     with pytest.raises(ValueError, match="n_layers must be >= 1"):
-        BinaryHead(4, bits=2, n_layers=0)
-    assert isinstance(BinaryHead(4, bits=2, n_layers=1).mlp[0], nn.Linear)
+        BinaryHead(4, 2, n_layers=0)
+    assert isinstance(BinaryHead(4, 2, n_layers=1).mlp[0], nn.Linear)

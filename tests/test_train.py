@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from sslobjectives.objectives.bits import BITS
+from sslobjectives.schedules import RunSchedules
 from sslobjectives.train import RunConfig, Trainer, read_result, train
-from sslobjectives.train.trainer import CHECKPOINT_FILE, lr_at
+from sslobjectives.train.trainer import CHECKPOINT_FILE
 
 TINY = dict(
     dataset="digits",
@@ -131,7 +132,8 @@ def test_result_records_config_split_versions_and_metrics(tmp_path):
 
 def test_lr_schedule_warms_up_then_decays():
     cfg = tiny(epochs=10, warmup_epochs=2, lr=1e-3, min_lr=1e-5)
-    lrs = [lr_at(cfg, s, 10) for s in range(100)]
+    lrs = RunSchedules.for_run(cfg, 10).lr
+    assert len(lrs) == 100
     assert lrs[0] == pytest.approx(1e-3 / 20) and lrs[19] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[19:], lrs[20:], strict=False))
     assert lrs[-1] == pytest.approx(1e-5, rel=0.05)

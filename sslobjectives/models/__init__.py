@@ -1,5 +1,34 @@
-"""Backbones: ``build_backbone(name, in_channels, image_size, **kwargs)``."""
+"""The model: backbones, projection heads (one per ``head_kind``), the EMA teacher and the
+student built from plain values."""
 
 from .backbones import BACKBONE_NAMES, ConvNet, MLPNet, TinyViT, build_backbone
+from .heads import (
+    HEADS,
+    BinaryHead,
+    DINOHead,
+    EmbeddingHead,
+    MLPHead,
+    ResetSchedule,
+    build_head,
+)
+from .student import Student, build_student
+from .teacher import EMATeacher, cosine_momentum
 
-__all__ = ["BACKBONE_NAMES", "ConvNet", "MLPNet", "TinyViT", "build_backbone"]
+__all__ = [
+    "BACKBONE_NAMES",
+    "HEADS",
+    "BinaryHead",
+    "ConvNet",
+    "DINOHead",
+    "EMATeacher",
+    "EmbeddingHead",
+    "MLPHead",
+    "MLPNet",
+    "ResetSchedule",
+    "Student",
+    "TinyViT",
+    "build_backbone",
+    "build_head",
+    "build_student",
+    "cosine_momentum",
+]

@@ -17,24 +17,18 @@ so that ``sslobj sweep status`` and the tests can see requeues.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 import zlib
-from contextlib import contextmanager
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import submitit
 
-ATTEMPTS_FILE = "attempts.jsonl"
-LOCK_FILE = ".running.lock"
-
-
-class RunAlreadyRunning(RuntimeError):
-    """Another process holds the run directory's lock."""
+from sslobjectives.train.rundir import RunAlreadyRunning, RunDir  # noqa: F401  (old home)
 
 
 class SweepRun(submitit.helpers.Checkpointable):
@@ -60,30 +54,29 @@ class SweepRun(submitit.helpers.Checkpointable):
             torch.set_num_threads(self.threads)
         run_dir_p = Path(run_dir)
         run_dir_p.mkdir(parents=True, exist_ok=True)
+        files = RunDir(run_dir_p)
         cfg = RunConfig.from_dict(config)
         env = _job_info()
         dist_env = DistEnv()
         try:
             if env["num_tasks"] > 1:
                 dist_env = _init_distributed(env, cfg.device)
-            lock = _run_lock(run_dir_p) if dist_env.is_main else _nullcontext()
+            lock = files.lock() if dist_env.is_main else nullcontext()
             with lock:
                 if dist_env.is_main:
-                    log_attempt(
-                        run_dir_p,
+                    files.log_attempt(
                         "start",
                         job_id=env["job_id"],
                         restarts=env["restarts"],
                         host=socket.gethostname(),
                         pid=os.getpid(),
                         world_size=dist_env.world_size,
-                        resume_epoch=checkpoint_epoch(run_dir_p),
+                        resume_epoch=files.checkpoint_epoch(),
                     )
                 result = train(cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env)
                 wall = time.time() - t0
                 if dist_env.is_main:
-                    log_attempt(
-                        run_dir_p,
+                    files.log_attempt(
                         "end",
                         job_id=env["job_id"],
                         status=result["status"],
@@ -110,11 +103,11 @@ class SweepRun(submitit.helpers.Checkpointable):
         the last epoch, and the requeued attempt resumes from it.
         """
         try:
-            log_attempt(
-                Path(run_dir),
+            files = RunDir(run_dir)
+            files.log_attempt(
                 "checkpoint",
                 job_id=_job_info()["job_id"],
-                checkpoint_epoch=checkpoint_epoch(Path(run_dir)),
+                checkpoint_epoch=files.checkpoint_epoch(),
             )
         except Exception:  # never let bookkeeping prevent the requeue
             pass
@@ -124,44 +117,9 @@ class SweepRun(submitit.helpers.Checkpointable):
 # ------------------------------------------------------------------------------ helpers
 
 
-def log_attempt(run_dir: Path, event: str, **fields: Any) -> None:
-    """Append one JSON line to ``attempts.jsonl`` (a single small write)."""
-    record = {"event": event, "time": round(time.time(), 3), **fields}
-    line = json.dumps(record, default=str) + "\n"
-    fd = os.open(run_dir / ATTEMPTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
 def read_attempts(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``attempts.jsonl`` (a torn last line is skipped)."""
-    path = Path(run_dir) / ATTEMPTS_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def checkpoint_epoch(run_dir: Path) -> int:
-    """Epochs completed according to the run's checkpoint (0 without one)."""
-    from sslobjectives.train.trainer import CHECKPOINT_FILE
-
-    path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.exists():
-        return 0
-    import torch
-
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    except Exception:
-        return -1
+    """The records of ``attempts.jsonl`` (:meth:`RunDir.attempts`)."""
+    return RunDir(run_dir).attempts()
 
 
 def _job_info() -> dict[str, Any]:
@@ -226,53 +184,3 @@ def _destroy_distributed() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-@contextmanager
-def _nullcontext():
-    yield
-
-
-@contextmanager
-def _run_lock(run_dir: Path):
-    """Exclusive lock on the run directory while training (best effort where flock is not
-    supported): two attempts of one run never write the same checkpoint."""
-    import fcntl
-
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunAlreadyRunning(
-                f"{run_dir} is being trained by another process (lock {LOCK_FILE} is held)"
-            ) from None
-        except OSError:
-            pass  # filesystem without flock: go on unlocked
-        yield
-    finally:
-        os.close(fd)
-
-
-def lock_held(run_dir: str | Path) -> bool:
-    """Whether some process is training in ``run_dir`` right now (this machine's view)."""
-    import fcntl
-
-    path = Path(run_dir) / LOCK_FILE
-    if not path.exists():
-        return False
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)

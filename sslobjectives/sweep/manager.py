@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslobjectives.compare import run_dir_for
-from sslobjectives.sweep.job import SweepRun, lock_held, read_attempts
+from sslobjectives.sweep.job import SweepRun
 from sslobjectives.sweep.slurm import (
     ACTIVE_STATES,
     SlurmQueryError,
@@ -39,7 +38,7 @@ from sslobjectives.sweep.slurm import (
     job_states,
 )
 from sslobjectives.sweep.spec import ExecutorSpec, PlannedRun, SpecError, SweepSpec, _show
-from sslobjectives.train.trainer import RESULT_FILE, write_json_atomic
+from sslobjectives.train.rundir import FileLock, RunDir, run_dir_for, write_json_atomic
 
 MANIFEST = "manifest.json"
 SUBMITIT_DIR = "submitit"
@@ -167,17 +166,9 @@ def _statuses(manifest: dict[str, Any], out: Path) -> list[RunStatus]:
     return out_list
 
 
-def _read_result(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / RESULT_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # absent (or not ours: result.json is only ever replaced atomically)
-
-
 def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: Path) -> None:
-    result = _read_result(st.run_dir)
-    attempts = read_attempts(st.run_dir)
+    result = RunDir(st.run_dir).result()
+    attempts = RunDir(st.run_dir).attempts()
     st.attempts = sum(a.get("event") == "start" for a in attempts)
     if result is not None and result.get("status") == "done":
         st.state = "done"
@@ -254,7 +245,7 @@ def _local_state(job_id: str, sub: dict[str, Any], run_dir: Path) -> str | None:
     if sub.get("host") != socket.gethostname():
         return "UNKNOWN_HOST"
     alive = _controller_alive(job_id)
-    if lock_held(run_dir):
+    if RunDir(run_dir).lock_held():
         return "RUNNING"
     return "PENDING" if alive else None
 
@@ -325,7 +316,7 @@ def plan(spec: SweepSpec, out: str | Path | None = None) -> list[RunStatus]:
             out_list.append(known[r.run_id])
             continue
         run_dir = run_dir_for(out, r.config)
-        result = _read_result(run_dir)
+        result = RunDir(run_dir).result()
         state = "done" if result and result.get("status") == "done" else "unsubmitted"
         out_list.append(
             RunStatus(r.run_id, r.config.display_name, r.config.seed, r.varied, run_dir, state)
@@ -398,10 +389,7 @@ def submit(
             log(f"nothing to submit: {counts or 'no runs'}")
             return report
         for r in todo:
-            run_dir = run_dir_for(out, r.config)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if not (run_dir / "config.json").exists():
-                write_json_atomic(run_dir / "config.json", r.config.to_dict())
+            RunDir.for_config(out, r.config).write_config(r.config.to_dict())
         sub = {
             "time": _now(),
             "kind": kind,
@@ -512,7 +500,7 @@ def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
 
 def _finished_message(r: PlannedRun, job, out: Path) -> str:
     name = f"{r.config.display_name} s{r.config.seed} ({r.describe()})"
-    result = _read_result(run_dir_for(out, r.config))
+    result = RunDir.for_config(out, r.config).result()
     if result and result.get("status") == "done":
         return f"done {name} in {result.get('runtime_s', 0):.1f} s"
     try:
@@ -549,27 +537,9 @@ def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
         log(f"[{i}/{len(runs)}] {_finished_message(r, None, out)}")
 
 
-class _submit_lock:
+def _submit_lock(out: Path) -> FileLock:
     """One ``submit`` at a time per sweep directory."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".submit.lock"
-
-    def __enter__(self):
-        import fcntl
-
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise RuntimeError(f"another `sweep submit` is running on {self.path.parent}") from None
-        except OSError:
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
+    return FileLock(out / ".submit.lock", f"another `sweep submit` is running on {out}")
 
 
 # ------------------------------------------------------------------------------ wait, collect
@@ -608,10 +578,9 @@ def collect(out: str | Path) -> dict[str, Any]:
     manifest = read_manifest(out)
     files, missing = [], []
     for run in manifest["runs"]:
-        path = out / run["dir"] / RESULT_FILE
-        result = _read_result(path.parent)
-        if result is not None and result.get("status") == "done":
-            files.append(path)
+        run_dir = RunDir(out / run["dir"])
+        if run_dir.is_done():
+            files.append(run_dir.result_path)
         else:
             missing.append(run)
     results = load_results(files)

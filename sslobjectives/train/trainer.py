@@ -10,9 +10,8 @@ head reset of epoch ``e`` are drawn from generators seeded by ``(seed, e)``. A r
 from the checkpoint of epoch ``e`` therefore replays epochs ``e+1..`` exactly as an
 uninterrupted run does.
 
-Files in the run directory: ``checkpoint.pt`` (tensors only, written atomically every epoch,
-loaded with ``weights_only=True``), ``result.json`` (written atomically once, when the run
-ends — done or failed).
+Files in the run directory (``checkpoint.pt`` every epoch, ``result.json`` once, when the run
+ends — done or failed) are written through :class:`~sslobjectives.train.rundir.RunDir`.
 
 ``init_from`` starts a run from another run's student and teacher weights (see
 :func:`resolve_init_from`); a resumed run continues from its own checkpoint instead.
@@ -22,8 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,26 +28,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-import sslobjectives
 from sslobjectives import diagnostics
 from sslobjectives.data import ImageDataset, default_augment, load_dataset
 from sslobjectives.eval import evaluate_representation, knn_accuracy
 from sslobjectives.functional import binary_message
-from sslobjectives.heads import BinaryHead, DINOHead, EmbeddingHead, ResetSchedule
-from sslobjectives.models import build_backbone
+from sslobjectives.models import EMATeacher, ResetSchedule, Student, build_student
 from sslobjectives.objectives import build, get
-from sslobjectives.teacher import EMATeacher, cosine_momentum
+from sslobjectives.schedules import RunSchedules
 from sslobjectives.train.config import RunConfig
+from sslobjectives.train.rundir import (  # noqa: F401  (re-exported: the trainer's old names)
+    CHECKPOINT_FILE,
+    RESULT_FILE,
+    RunDir,
+    read_result,
+    resolve_init_from,
+    versions,
+    write_json_atomic,
+)
 
-RESULT_FILE = "result.json"
 #: Steps between two computations of the objective's diagnostics (``LossOutput.stats``);
 #: loss terms are averaged over every step of an epoch, diagnostics over the sampled ones.
 STATS_EVERY = 5
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -66,33 +67,20 @@ class DistEnv:
         return self.rank == 0
 
 
-class Student(nn.Module):
-    """Backbone followed by the projection head the objective reads."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-
-def build_student(config: RunConfig, dataset: ImageDataset) -> Student:
-    """The backbone and the head matching the objective's ``head_kind``, seeded."""
-    torch.manual_seed(config.seed)
-    backbone = build_backbone(
-        config.backbone, dataset.in_channels, dataset.image_size, **config.backbone_kwargs
+def build_run_student(config: RunConfig, dataset: ImageDataset, head_kind: str) -> Student:
+    """The run's student: :func:`~sslobjectives.models.build_student` from the config's values."""
+    return build_student(
+        backbone=config.backbone,
+        in_channels=dataset.in_channels,
+        image_size=dataset.image_size,
+        head_kind=head_kind,
+        head_dim=config.head_dim,
+        head_hidden=config.head_hidden,
+        head_layers=config.head_layers,
+        bottleneck_dim=config.bottleneck_dim,
+        seed=config.seed,
+        backbone_kwargs=config.backbone_kwargs,
     )
-    kind = get(config.objective).head_kind
-    d, hidden, layers = backbone.out_dim, config.head_hidden, config.head_layers
-    if kind == "cluster":
-        head = DINOHead(d, config.head_dim, hidden, config.bottleneck_dim, layers)
-    elif kind == "binary":
-        head = BinaryHead(d, bits=config.head_dim, hidden_dim=hidden, n_layers=layers)
-    else:
-        head = EmbeddingHead(d, config.head_dim, hidden_dim=hidden, n_layers=layers)
-    return Student(backbone, head)
 
 
 @lru_cache(maxsize=8)
@@ -118,20 +106,6 @@ def _generator(seed: int, epoch: int, stream: int, device: torch.device) -> torc
     g = torch.Generator(device=device)
     g.manual_seed(seed * 1_000_003 + epoch * 101 + stream)
     return g
-
-
-def _cosine(step: int, total: int, start: float, end: float) -> float:
-    t = min(max(step, 0), total) / max(total, 1)
-    return end + (start - end) * (1 + math.cos(math.pi * t)) / 2
-
-
-def lr_at(config: RunConfig, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup_epochs``, then cosine decay to ``min_lr``."""
-    warm = config.warmup_epochs * steps_per_epoch
-    total = config.epochs * steps_per_epoch
-    if step < warm:
-        return config.lr * (step + 1) / warm
-    return _cosine(step - warm, total - warm, config.lr, config.min_lr)
 
 
 def _param_groups(model: nn.Module) -> list[dict[str, Any]]:
@@ -160,88 +134,6 @@ def extract(
     return torch.cat(feats), torch.cat(outs)
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file, then rename: readers never see half a file."""
-    blob = json.dumps(data, indent=2, sort_keys=False, default=_json_default).encode()
-    _atomic_write_bytes(path, lambda fh: fh.write(blob))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
-def versions() -> dict[str, str]:
-    return {
-        "sslobjectives": sslobjectives.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    """The run's result if it has one (a run is done only once this file exists)."""
-    path = Path(run_dir) / RESULT_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-def resolve_init_from(init_from: str, seed: int) -> Path:
-    """The checkpoint file ``init_from`` names (``RunConfig.init_from``), checked.
-
-    ``{seed}`` is replaced by ``seed``; a glob pattern must match exactly one path; a
-    directory is a run directory whose ``result.json`` says done, and its ``checkpoint.pt``
-    is used. Anything else is a ``ValueError`` that says what is wrong.
-
-    >>> resolve_init_from("/nonexistent/run-s{seed}", 3)
-    Traceback (most recent call last):
-    ...
-    ValueError: init_from: /nonexistent/run-s3 does not exist
-    """
-    text = init_from.replace("{seed}", str(seed))
-    path = Path(text)
-    if any(c in text for c in "*?["):
-        import glob
-
-        matches = sorted(glob.glob(text))
-        if len(matches) != 1:
-            shown = ", ".join(matches[:5]) or "nothing"
-            raise ValueError(
-                f"init_from: the pattern {text!r} must match exactly one path, "
-                f"matched {len(matches)}: {shown}"
-            )
-        path = Path(matches[0])
-    if not path.exists():
-        raise ValueError(f"init_from: {path} does not exist")
-    if path.is_dir():
-        done = read_result(path) if (path / RESULT_FILE).exists() else None
-        if done is None or done.get("status") != "done":
-            state = "failed" if done else "has no result (not finished?)"
-            raise ValueError(f"init_from: the run in {path} {state}: its weights are not final")
-        path = path / CHECKPOINT_FILE
-        if not path.exists():
-            raise ValueError(f"init_from: {path} does not exist")
-    return path
-
-
 class Trainer:
     """One run. Use :func:`train`; the class keeps the state a checkpoint must hold."""
 
@@ -255,6 +147,7 @@ class Trainer:
     ):
         self.config = config
         self.run_dir = Path(run_dir)
+        self.files = RunDir(run_dir)
         self.progress = progress
         self.env = dist_env or DistEnv()
         self.device = pick_device(config.device)
@@ -265,7 +158,9 @@ class Trainer:
         if self.data.y_train is None:
             raise ValueError(f"dataset {config.dataset!r} has no labels: evaluation needs them")
         self.augment = default_augment(self.data, n_local=config.n_local)
-        self.student = build_student(config, self.data).to(self.device)
+        #: the one place the trainer asks which output its objective reads
+        self.head_kind = get(config.objective).head_kind
+        self.student = build_run_student(config, self.data, self.head_kind).to(self.device)
         self.teacher = EMATeacher(self.student).to(self.device)
         self.objective = build(config.objective, **config.resolved_objective_cfg()).to(self.device)
         self.model = self.student
@@ -281,6 +176,7 @@ class Trainer:
                 f"batch_size {config.batch_size} exceeds the {self.data.x_train.shape[0]} "
                 "training images"
             )
+        self.schedules = RunSchedules.for_run(config, self.steps_per_epoch)
         if config.batch_size % self.env.world_size:
             raise ValueError(
                 f"batch_size {config.batch_size} is not divisible by {self.env.world_size} "
@@ -313,14 +209,13 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         if self.env.is_main:
-            state = self.state_dict()
-            _atomic_write_bytes(self.run_dir / CHECKPOINT_FILE, lambda fh: torch.save(state, fh))
+            self.files.save_checkpoint(self.state_dict())
 
     def load_checkpoint(self) -> bool:
-        path = self.run_dir / CHECKPOINT_FILE
-        if not path.exists():
+        state = self.files.load_checkpoint(map_location=self.device)
+        if state is None:
             return False
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        path = self.files.checkpoint_path
         if state.get("run_id") != self.config.run_id:
             raise ValueError(
                 f"checkpoint {path} belongs to run {state.get('run_id')}, "
@@ -381,9 +276,7 @@ class Trainer:
         return out
 
     def _set_schedules(self, step: int) -> None:
-        cfg, total = self.config, self.config.epochs * self.steps_per_epoch
-        lr = lr_at(cfg, step, self.steps_per_epoch)
-        wd = _cosine(step, total, cfg.weight_decay, cfg.weight_decay_end)
+        lr, wd = self.schedules.lr[step], self.schedules.weight_decay[step]
         for i, group in enumerate(self.optimizer.param_groups):
             group["lr"] = lr
             if i == 0:
@@ -442,14 +335,10 @@ class Trainer:
             loss.backward()
             if cfg.clip_grad > 0:
                 nn.utils.clip_grad_norm_(self.student.parameters(), cfg.clip_grad)
-            if epoch < cfg.freeze_last_layer_epochs and hasattr(self.student.head, "last_layer"):
-                for p in self.student.head.last_layer.parameters():
-                    p.grad = None
+            if self.schedules.freeze_last_layer(epoch):
+                self.student.head.freeze_last_layer()
             self.optimizer.step()
-            m = cosine_momentum(
-                step, cfg.epochs * self.steps_per_epoch, cfg.momentum_base, cfg.momentum_final
-            )
-            self.teacher.update(self.student, m)
+            self.teacher.update(self.student, self.schedules.momentum[step])
             for k, v in out.scalars().items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
@@ -549,9 +438,7 @@ class Trainer:
             if self.env.is_main:
                 record.update(self.monitor())
             record["epoch"] = self.epoch
-            record["lr"] = lr_at(
-                cfg, (self.epoch + 1) * self.steps_per_epoch - 1, self.steps_per_epoch
-            )
+            record["lr"] = self.schedules.epoch_lr(self.epoch)
             self.elapsed += time.perf_counter() - t0
             record["time_s"] = round(self.elapsed, 3)
             self.history.append(record)
@@ -600,7 +487,7 @@ class Trainer:
                 result["collapsed"] = reason is not None
                 result["collapse_reason"] = reason
         if self.env.is_main:
-            write_json_atomic(self.run_dir / RESULT_FILE, result)
+            self.files.write_result(result)
         return result
 
 
@@ -618,12 +505,12 @@ def train(
     interrupted one continues from its last checkpoint. Without it, an existing checkpoint
     is an error (nothing is silently overwritten).
     """
-    run_dir = Path(run_dir)
+    files = RunDir(run_dir)
     if resume:
-        done = read_result(run_dir)
+        done = files.result()
         if done is not None and done.get("status") == "done":
             return done
-    elif (run_dir / CHECKPOINT_FILE).exists() or (run_dir / RESULT_FILE).exists():
+    elif files.holds_run():
         raise ValueError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue")
     trainer = Trainer(config, run_dir, progress=progress, dist_env=dist_env)
     resumed = resume and trainer.load_checkpoint()

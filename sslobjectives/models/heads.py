@@ -1,0 +1,201 @@
+"""Projection heads and the head-reset schedule.
+
+- :class:`DINOHead`: MLP -> bottleneck -> L2 norm -> weight-normalised prototype layer
+  [DINO, arXiv 2104.14294]; its K outputs are cluster logits.
+- :class:`MLPHead` (also named ``BinaryHead`` and ``EmbeddingHead``): MLP to B logits, one per
+  bit of the message [BITS, arXiv 2602.09764], or to SimDINO's embedding.
+
+:data:`HEADS` maps an objective's ``head_kind`` to the head it reads. Every head has
+``reset(generator=None)``, which re-samples every parameter from its initial distribution:
+BITS re-initialises the projection head every n epochs (n = 10 best of 1, 5, 10, 20, never),
+and ``freeze_last_layer()``, which drops this step's gradients of its prototype layer (DINO).
+:class:`ResetSchedule` says when to reset, and whether the teacher's head receives the same
+new weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int) -> nn.Sequential:
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    if n_layers == 1:
+        return nn.Sequential(nn.Linear(in_dim, out_dim))
+    layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), nn.GELU()]
+    for _ in range(n_layers - 2):
+        layers += [nn.Linear(hidden_dim, hidden_dim), nn.GELU()]
+    layers.append(nn.Linear(hidden_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _init_linear(m: nn.Module, generator: torch.Generator | None) -> None:
+    """DINO's init: truncated normal (std 0.02) weights, zero biases."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02, a=-0.04, b=0.04, generator=generator)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+class DINOHead(nn.Module):
+    """DINO projection head. Defaults are small-scale; DINO's ViT recipe is hidden 2048,
+    bottleneck 256, K = 65536.
+
+    Args:
+        in_dim: backbone feature size. out_dim: K prototypes. hidden_dim, bottleneck_dim,
+        n_layers: the MLP. norm_last_layer: fix the prototype norms to 1 (DINO's default).
+
+    >>> head = DINOHead(32, 64)
+    >>> head(torch.randn(4, 32)).shape
+    torch.Size([4, 64])
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int = 512,
+        bottleneck_dim: int = 128,
+        n_layers: int = 3,
+        norm_last_layer: bool = True,
+    ):
+        super().__init__()
+        self.mlp = _mlp(in_dim, hidden_dim, bottleneck_dim, n_layers)
+        self.last_layer = weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))
+        self.norm_last_layer = norm_last_layer
+        self.reset()
+
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        """Re-sample every parameter from its initial distribution."""
+        self.mlp.apply(lambda m: _init_linear(m, generator))
+        param = self.last_layer.parametrizations.weight
+        with torch.no_grad():
+            nn.init.trunc_normal_(param.original1, std=0.02, a=-0.04, b=0.04, generator=generator)
+            param.original0.fill_(1.0)
+        param.original0.requires_grad_(not self.norm_last_layer)
+
+    def freeze_last_layer(self) -> None:
+        """Drop this step's gradients of the prototype layer: DINO keeps it fixed for the
+        first epoch, while the randomly initialised prototypes would otherwise chase the
+        still-moving features and collapse."""
+        for p in self.last_layer.parameters():
+            p.grad = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.normalize(self.mlp(x), dim=-1)
+        return self.last_layer(x)
+
+
+class MLPHead(nn.Module):
+    """MLP projection head to ``out_dim`` outputs, for the objectives that read them directly:
+    the B logits of the binary channel (``a``; the bits are ``1[a > 0]``) [BITS,
+    arXiv 2602.09764], or SimDINO's embedding [arXiv 2502.10385]. One class: the two heads
+    differ only in what the objective makes of the outputs.
+
+    >>> MLPHead(32, 16)(torch.randn(4, 32)).shape
+    torch.Size([4, 16])
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int = 512, n_layers: int = 3):
+        super().__init__()
+        self.mlp = _mlp(in_dim, hidden_dim, out_dim, n_layers)
+        self.reset()
+
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        """Re-sample every parameter from its initial distribution."""
+        self.mlp.apply(lambda m: _init_linear(m, generator))
+
+    def freeze_last_layer(self) -> None:
+        """No prototype layer: nothing to freeze."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
+
+
+#: The binary-channel head and the continuous-embedding head are the same MLP.
+BinaryHead = EmbeddingHead = MLPHead
+
+
+def _cluster_head(in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int):
+    return DINOHead(in_dim, out_dim, hidden_dim, bottleneck_dim, n_layers)
+
+
+def _mlp_head(in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int):
+    return MLPHead(in_dim, out_dim, hidden_dim, n_layers)  # no bottleneck before the outputs
+
+
+#: The head each objective family reads, keyed by the objective's declared ``head_kind``:
+#: ``HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim)``. A new head kind is
+#: one entry here.
+HEADS = {"cluster": _cluster_head, "binary": _mlp_head, "embedding": _mlp_head}
+
+
+def build_head(
+    kind: str, in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int
+) -> nn.Module:
+    """The projection head of ``head_kind`` ``kind``.
+
+    >>> type(build_head("binary", 8, 4, 16, 2, 3)).__name__
+    'MLPHead'
+    >>> build_head("clustre", 8, 4, 16, 2, 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown head_kind 'clustre' (did you mean 'cluster'?); valid: binary, ...
+    """
+    if kind not in HEADS:
+        from difflib import get_close_matches
+
+        near = get_close_matches(kind, list(HEADS), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"unknown head_kind {kind!r}{hint}; valid: {', '.join(sorted(HEADS))}")
+    return HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim)
+
+
+@dataclass(frozen=True)
+class ResetSchedule:
+    """When to re-initialise the projection head [BITS: every n = 10 of 100 epochs is best].
+
+    Attributes:
+        period: reset at the start of every epoch that is a positive multiple of ``period``;
+            ``None`` never resets.
+        reset_teacher: give the teacher's head the same new weights (default), or keep the
+            teacher's head as it is.
+
+    >>> [e for e in range(25) if ResetSchedule(period=10).due(e)]
+    [10, 20]
+    >>> ResetSchedule(period=None).due(10)
+    False
+    """
+
+    period: int | None = None
+    reset_teacher: bool = True
+
+    def __post_init__(self) -> None:
+        if self.period is not None and (
+            isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1
+        ):
+            raise ValueError(f"period must be None or an integer >= 1, got {self.period!r}")
+
+    def due(self, epoch: int) -> bool:
+        """Whether the head is reset at the start of ``epoch`` (0-based)."""
+        return self.period is not None and epoch > 0 and epoch % self.period == 0
+
+    def apply(
+        self,
+        student_head: nn.Module,
+        teacher_head: nn.Module | None,
+        epoch: int,
+        generator: torch.Generator | None = None,
+    ) -> bool:
+        """Reset the heads if due at ``epoch``; return whether it did."""
+        if not self.due(epoch):
+            return False
+        student_head.reset(generator)
+        if teacher_head is not None and self.reset_teacher:
+            teacher_head.load_state_dict(student_head.state_dict())
+        return True
