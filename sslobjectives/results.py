@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sslobjectives.train.rundir import RESULT_FILE, read_json
+from sslobjectives.train.rundir import RESULT_FILE, read_result_file
 
 #: Final metrics shown in tables, in order; a column is kept when some run has it.
 TABLE_METRICS = (
@@ -25,7 +25,7 @@ TABLE_METRICS = (
     "code_knn",
     "code_map",
     "effective_rank",
-    "marginal_entropy",
+    "posterior_marginal_entropy",
     "bit_entropy",
     "dead_bits",
 )
@@ -42,7 +42,7 @@ def load_results(paths: Iterable[str | Path], status: str | None = "done") -> li
         p = Path(p)
         files = [p] if p.is_file() else sorted(p.rglob(RESULT_FILE))
         for f in files:
-            r = read_json(f)
+            r = read_result_file(f)
             if r is None:
                 raise ValueError(f"{f} is not a readable result (JSON object)")
             if status is None or r.get("status") == status:

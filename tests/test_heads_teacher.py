@@ -174,3 +174,41 @@ def test_mlp_rejects_zero_layers():
     with pytest.raises(ValueError, match="n_layers must be >= 1"):
         BinaryHead(4, 2, n_layers=0)
     assert isinstance(BinaryHead(4, 2, n_layers=1).mlp[0], nn.Linear)
+
+
+def test_heads_table_covers_every_head_kind_and_builds_the_old_heads():
+    from sslobjectives.models import HEADS, MLPHead, build_head, build_student
+    from sslobjectives.models.backbones import build_backbone
+    from sslobjectives.objectives import REGISTRY
+
+    assert set(HEADS) == {cls.head_kind for cls in REGISTRY.values()}
+    assert BinaryHead is EmbeddingHead is MLPHead  # one class where two were the same
+    assert isinstance(build_head("cluster", 8, 16, 12, 3, 6), DINOHead)
+    assert build_head("embedding", 8, 5, 12, 2, 6)(torch.randn(3, 8)).shape == (3, 5)
+    with pytest.raises(ValueError, match="unknown head_kind 'clusters'.*did you mean 'cluster'"):
+        build_head("clusters", 8, 16, 12, 3, 6)
+    # the student of each kind is initialised exactly as the trainer built it before
+    for kind in HEADS:
+        torch.manual_seed(3)
+        backbone = build_backbone("cnn", 1, 8)
+        d = backbone.out_dim
+        old = DINOHead(d, 16, 24, 8, 2) if kind == "cluster" else MLPHead(d, 16, 24, 2)
+        new = build_student(
+            backbone="cnn",
+            in_channels=1,
+            image_size=8,
+            head_kind=kind,
+            head_dim=16,
+            head_hidden=24,
+            head_layers=2,
+            bottleneck_dim=8,
+            seed=3,
+        )
+        expected = {
+            **{f"backbone.{k}": v for k, v in backbone.state_dict().items()},
+            **{f"head.{k}": v for k, v in old.state_dict().items()},
+        }
+        got = new.state_dict()
+        assert got.keys() == expected.keys()
+        for k, v in expected.items():
+            assert torch.equal(got[k], v), k

@@ -190,3 +190,17 @@ class Objective(nn.Module):
 
     def extra_repr(self) -> str:
         return repr(self.config)
+
+    # -- end-of-run evaluation: what this family adds, as ``stats`` does per step --------
+
+    def final_codes(
+        self, train_out: torch.Tensor, test_out: torch.Tensor, with_factors: bool
+    ) -> dict[str, torch.Tensor]:
+        """Discrete codes of the (N, dim) head outputs that the end-of-run evaluation scores
+        (keyword arguments of ``evaluate_representation``); none by default."""
+        return {}
+
+    def final_stats(self, test_out: torch.Tensor) -> dict[str, Any]:
+        """End-of-run diagnostics of the (N, dim) test head outputs, JSON-ready; none by
+        default."""
+        return {}

@@ -84,6 +84,30 @@ class ClusterObjective(Objective):
             out.stats["teacher_temp"] = torch.tensor(temp)
         return out
 
+    # -- end-of-run evaluation ----------------------------------------------------------
+
+    def final_codes(self, train_out, test_out, with_factors):
+        """The test images' cluster assignments, scored against the latent factors."""
+        return {"assign_test": test_out.argmax(dim=1)} if with_factors else {}
+
+    def final_stats(self, test_out):
+        """Entropies of the raw teacher posterior ``softmax(h / T)`` at the final teacher
+        temperature, before any normalisation, and the cluster usage. At temperature 1 the
+        unit-norm prototype logits (in [-1, 1]) look uniform whatever the representation, and
+        after the normalisation the marginal is near-uniform by construction (exactly so for
+        ``sinkhorn``): either would say nothing about collapse. Hence its own key,
+        ``posterior_marginal_entropy``, distinct from the per-step ``marginal_entropy`` of the
+        normalised teacher."""
+        temp = self.config.schedule(None)
+        stats = diagnostics.cluster_stats(torch.softmax(test_out / temp, dim=-1))
+        out: dict = {"teacher_temp": temp}
+        out["posterior_marginal_entropy"] = float(stats.pop("marginal_entropy"))
+        out.update({k: float(v) for k, v in stats.items()})
+        out["cluster_usage"] = torch.bincount(
+            test_out.argmax(dim=1), minlength=test_out.shape[1]
+        ).tolist()
+        return out
+
 
 @dataclass(frozen=True)
 class DinoConfig(ClusterConfig):

@@ -40,6 +40,10 @@ ATTEMPTS_FILE = "attempts.jsonl"
 LOCK_FILE = ".running.lock"
 #: The folder below a sweep or comparison output directory that holds the run folders.
 RUNS_DIR = "runs"
+#: Keys of ``result.json``'s ``final`` renamed since results were first written (old -> new):
+#: the raw teacher posterior's marginal entropy got its own name, apart from the normalised
+#: teacher's per-epoch ``history`` ``marginal_entropy`` (see :mod:`sslobjectives.eval.run`).
+RENAMED_FINAL_KEYS = {"marginal_entropy": "posterior_marginal_entropy"}
 
 
 class RunAlreadyRunning(RuntimeError):
@@ -75,6 +79,26 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON to a temporary file, then rename: readers never see half a file."""
     blob = json.dumps(data, indent=2, sort_keys=False, default=_json_default).encode()
     atomic_write_bytes(Path(path), lambda fh: fh.write(blob))
+
+
+def upgrade_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A result as it is written today, from one written by any earlier version (in place;
+    returns ``result``). Only ``final`` changed: ``history`` kept its keys.
+
+    >>> upgrade_result({"final": {"marginal_entropy": 4.2, "knn": 0.9}})
+    {'final': {'posterior_marginal_entropy': 4.2, 'knn': 0.9}}
+    """
+    final = result.get("final")
+    if isinstance(final, dict) and any(old in final for old in RENAMED_FINAL_KEYS):
+        result["final"] = {RENAMED_FINAL_KEYS.get(k, k): v for k, v in final.items()}
+    return result
+
+
+def read_result_file(path: str | Path) -> dict[str, Any] | None:
+    """The result in ``path`` under today's keys (:func:`upgrade_result`); None when absent or
+    unreadable (:func:`read_json`)."""
+    result = read_json(path)
+    return None if result is None else upgrade_result(result)
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:
@@ -209,7 +233,7 @@ class RunDir:
 
     def result(self) -> dict[str, Any] | None:
         """The run's result if it has one (the one way every reader reads ``result.json``)."""
-        return read_json(self.result_path)
+        return read_result_file(self.result_path)
 
     def is_done(self) -> bool:
         result = self.result()

@@ -2,8 +2,10 @@
 
 Data flows one way: data -> multi-crop views -> backbone -> head -> objective(student views,
 teacher views) -> LossOutput -> optimiser; the teacher is an EMA of the student. The trainer
-never knows which objective it runs: it reads the objective's declared ``head_kind`` to build
-the head, and passes views.
+never knows which objective it runs: it reads the objective's declared ``head_kind`` once, to
+build the head (:mod:`sslobjectives.models`), and passes views; the end-of-run evaluation and
+the collapse rule are :mod:`sslobjectives.eval.run`'s, the schedules
+:mod:`sslobjectives.schedules`', the run folder :class:`~sslobjectives.train.rundir.RunDir`'s.
 
 Determinism: the model is initialised from ``seed``; the data order, the augmentations and a
 head reset of epoch ``e`` are drawn from generators seeded by ``(seed, e)``. A run resumed
@@ -20,7 +22,6 @@ ends — done or failed) are written through :class:`~sslobjectives.train.rundir
 from __future__ import annotations
 
 import json
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,10 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslobjectives import diagnostics
 from sslobjectives.data import ImageDataset, default_augment, load_dataset
-from sslobjectives.eval import evaluate_representation, knn_accuracy
-from sslobjectives.functional import binary_message
+from sslobjectives.eval import run as evaluation
 from sslobjectives.models import EMATeacher, ResetSchedule, Student, build_student
 from sslobjectives.objectives import build, get
 from sslobjectives.schedules import RunSchedules
@@ -116,22 +115,6 @@ def _param_groups(model: nn.Module) -> list[dict[str, Any]]:
             continue
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-@torch.no_grad()
-def extract(
-    model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 512
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone features and head outputs of ``x`` (eval mode), on the CPU."""
-    was_training = model.training
-    model.eval()
-    feats, outs = [], []
-    for i in range(0, x.shape[0], batch):
-        f = model.backbone(x[i : i + batch].to(device))
-        feats.append(f.float().cpu())
-        outs.append(model.head(f).float().cpu())
-    model.train(was_training)
-    return torch.cat(feats), torch.cat(outs)
 
 
 class Trainer:
@@ -350,70 +333,6 @@ class Trainer:
         per epoch, and computing them every step cost up to a third of the objective."""
         return it % STATS_EVERY == 0 or it == self.steps_per_epoch - 1
 
-    def monitor(self) -> dict[str, float]:
-        """Per-epoch k-NN accuracy and effective rank of the teacher's test features."""
-        f_tr, _ = extract(self.teacher.module, self.data.x_train, self.device)
-        f_te, _ = extract(self.teacher.module, self.data.x_test, self.device)
-        return {
-            "knn": knn_accuracy(
-                f_tr, self.data.y_train, f_te, self.data.y_test, k=self.config.knn_k
-            ),
-            "effective_rank": float(diagnostics.effective_rank(f_te)),
-        }
-
-    def final_metrics(self) -> dict[str, Any]:
-        """k-NN, linear probe, retrieval mAP on teacher features (and codes for bits)."""
-        data, kind = self.data, get(self.config.objective).head_kind
-        f_tr, h_tr = extract(self.teacher.module, data.x_train, self.device)
-        f_te, h_te = extract(self.teacher.module, data.x_test, self.device)
-        codes = {}
-        if kind == "binary":
-            codes = {"codes_train": binary_message(h_tr), "codes_test": binary_message(h_te)}
-        elif kind == "cluster" and data.factors_test is not None:
-            codes = {"assign_test": h_te.argmax(dim=1)}
-        metrics = evaluate_representation(
-            f_tr,
-            data.y_train,
-            f_te,
-            data.y_test,
-            factors_test=data.factors_test,
-            factor_names=data.factor_names or None,
-            k=self.config.knn_k,
-            **codes,
-        )
-        metrics["effective_rank"] = float(diagnostics.effective_rank(f_te))
-        if kind == "binary":
-            bits = binary_message(h_te)
-            metrics["bit_entropy_per_bit"] = diagnostics.bit_marginal_entropy(bits).tolist()
-            metrics.update({k: float(v) for k, v in diagnostics.bit_stats(bits).items()})
-        elif kind == "cluster":
-            # the raw teacher posterior at its final temperature, before any normalisation: at
-            # temperature 1 the unit-norm prototype logits (in [-1, 1]) look uniform whatever
-            # the representation, so that entropy would say nothing
-            temp = self.objective.config.schedule(None)
-            probs = torch.softmax(h_te / temp, dim=-1)
-            metrics["teacher_temp"] = temp
-            metrics.update({k: float(v) for k, v in diagnostics.cluster_stats(probs).items()})
-            metrics["cluster_usage"] = torch.bincount(
-                h_te.argmax(dim=1), minlength=h_te.shape[1]
-            ).tolist()
-        return metrics
-
-    def collapse_reason(self, record: dict[str, float]) -> str | None:
-        cfg = self.config
-        rank = record.get("effective_rank")
-        if rank is not None and rank < cfg.collapse_rank:
-            return f"effective rank {rank:.3f} < {cfg.collapse_rank}"
-        entropy = record.get("marginal_entropy")
-        if entropy is not None and get(cfg.objective).head_kind == "cluster":
-            floor = cfg.collapse_entropy_frac * math.log(cfg.head_dim)
-            if entropy < floor:
-                return f"teacher marginal entropy {entropy:.3f} < {floor:.3f} nats"
-        bit_entropy = record.get("bit_entropy")
-        if bit_entropy is not None and bit_entropy < cfg.collapse_entropy_frac:
-            return f"mean bit entropy {bit_entropy:.3f} < {cfg.collapse_entropy_frac} bits"
-        return None
-
     def run(self) -> dict[str, Any]:
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -436,7 +355,9 @@ class Trainer:
                 failure = record
                 break
             if self.env.is_main:
-                record.update(self.monitor())
+                record.update(
+                    evaluation.monitor(self.teacher.module, self.data, self.device, cfg.knn_k)
+                )
             record["epoch"] = self.epoch
             record["lr"] = self.schedules.epoch_lr(self.epoch)
             self.elapsed += time.perf_counter() - t0
@@ -480,10 +401,15 @@ class Trainer:
         else:
             result["status"] = "done"
             if self.env.is_main:
-                result["final"] = self.final_metrics()
-                last = self.history[-1] if self.history else {}  # empty: evaluate only
-                last = {**last, "effective_rank": result["final"]["effective_rank"]}
-                reason = self.collapse_reason(last)
+                result["final"] = evaluation.final_metrics(
+                    self.teacher.module, self.objective, self.data, self.device, cfg.knn_k
+                )
+                reason = evaluation.collapse_reason(
+                    result["final"],
+                    min_rank=cfg.collapse_rank,
+                    entropy_frac=cfg.collapse_entropy_frac,
+                    n_clusters=cfg.head_dim,
+                )
                 result["collapsed"] = reason is not None
                 result["collapse_reason"] = reason
         if self.env.is_main:

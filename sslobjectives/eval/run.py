@@ -1,0 +1,115 @@
+"""A run's evaluation: per-epoch monitoring, the end-of-run metrics and the collapse rule.
+
+Everything reads the EMA teacher's features (the backbone output) and head outputs of the
+train and test images. What depends on the objective family — discrete codes to score,
+diagnostics of the head outputs — the objective supplies itself (``final_codes``,
+``final_stats``), as it supplies its per-step ``stats``; nothing here asks which family it is.
+
+Two marginal entropies, two names:
+
+- ``marginal_entropy`` (per-epoch ``history``): entropy of the mean *normalised* teacher
+  distribution the loss targets (centred, prior-normalised or Sinkhorn-balanced);
+- ``posterior_marginal_entropy`` (``final``, the table's column): entropy of the mean *raw*
+  teacher posterior ``softmax(h / T)`` at the final teacher temperature, on the test images.
+  Result files written before the rename carry it as ``final.marginal_entropy``; the run
+  folder's reader takes either (:func:`sslobjectives.train.rundir.upgrade_result`).
+
+The collapse rule reads the final metrics, i.e. what the table shows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from sslobjectives import diagnostics
+from sslobjectives.eval.metrics import evaluate_representation, knn_accuracy
+
+#: the end-of-run key of the raw teacher posterior's marginal entropy (an objective's
+#: ``final_stats``; the cluster objectives write it)
+POSTERIOR_ENTROPY = "posterior_marginal_entropy"
+
+
+@torch.no_grad()
+def extract(
+    model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features and head outputs of ``x`` (eval mode), on the CPU.
+
+    ``model`` has ``backbone`` and ``head`` (a :class:`~sslobjectives.models.Student`).
+    """
+    was_training = model.training
+    model.eval()
+    feats, outs = [], []
+    for i in range(0, x.shape[0], batch):
+        f = model.backbone(x[i : i + batch].to(device))
+        feats.append(f.float().cpu())
+        outs.append(model.head(f).float().cpu())
+    model.train(was_training)
+    return torch.cat(feats), torch.cat(outs)
+
+
+def monitor(model: nn.Module, data, device: torch.device, knn_k: int) -> dict[str, float]:
+    """Per-epoch k-NN accuracy and effective rank of ``model``'s test features."""
+    f_tr, _ = extract(model, data.x_train, device)
+    f_te, _ = extract(model, data.x_test, device)
+    return {
+        "knn": knn_accuracy(f_tr, data.y_train, f_te, data.y_test, k=knn_k),
+        "effective_rank": float(diagnostics.effective_rank(f_te)),
+    }
+
+
+def final_metrics(
+    model: nn.Module, objective, data, device: torch.device, knn_k: int
+) -> dict[str, Any]:
+    """k-NN, linear probe and retrieval mAP on ``model``'s features, the effective rank, and
+    what the objective adds (its codes scored the same way, its own diagnostics)."""
+    f_tr, h_tr = extract(model, data.x_train, device)
+    f_te, h_te = extract(model, data.x_test, device)
+    codes = objective.final_codes(h_tr, h_te, with_factors=data.factors_test is not None)
+    metrics = evaluate_representation(
+        f_tr,
+        data.y_train,
+        f_te,
+        data.y_test,
+        factors_test=data.factors_test,
+        factor_names=data.factor_names or None,
+        k=knn_k,
+        **codes,
+    )
+    metrics["effective_rank"] = float(diagnostics.effective_rank(f_te))
+    metrics.update(objective.final_stats(h_te))
+    return metrics
+
+
+def collapse_reason(
+    final: dict[str, Any], *, min_rank: float, entropy_frac: float, n_clusters: int
+) -> str | None:
+    """Why the run counts as collapsed, or None; reads the final metrics (the table's).
+
+    Collapsed when the features' effective rank is below ``min_rank``, the raw teacher
+    posterior's marginal entropy below ``entropy_frac * log K`` nats, or the mean bit
+    entropy below ``entropy_frac`` bits.
+
+    >>> collapse_reason({"effective_rank": 5.0, "posterior_marginal_entropy": 0.1},
+    ...                 min_rank=2.0, entropy_frac=0.1, n_clusters=256)
+    'teacher posterior marginal entropy 0.100 < 0.555 nats'
+    >>> collapse_reason({"effective_rank": 5.0, "bit_entropy": 0.5},
+    ...                 min_rank=2.0, entropy_frac=0.1, n_clusters=64) is None
+    True
+    """
+    rank = final.get("effective_rank")
+    if rank is not None and rank < min_rank:
+        return f"effective rank {rank:.3f} < {min_rank}"
+    entropy = final.get(POSTERIOR_ENTROPY)
+    if entropy is not None:
+        floor = entropy_frac * math.log(n_clusters)
+        if entropy < floor:
+            return f"teacher posterior marginal entropy {entropy:.3f} < {floor:.3f} nats"
+    bit_entropy = final.get("bit_entropy")
+    if bit_entropy is not None and bit_entropy < entropy_frac:
+        return f"mean bit entropy {bit_entropy:.3f} < {entropy_frac} bits"
+    return None
