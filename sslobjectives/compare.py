@@ -8,7 +8,6 @@ training (the paper's n = 10 of 100 epochs), 3 seeds each, on ``digits``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from sslobjectives.objectives import names as objective_names
 from sslobjectives.objectives import nearest_key
 from sslobjectives.train.config import RunConfig
 from sslobjectives.train.rundir import run_dir_for
+from sslobjectives.values import parse_value
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,6 @@ def default_methods(epochs: int) -> list[Method]:
         Method("bits-fixed", "bits"),
         Method("bits-reset", "bits", run={"reset_period": reset_period_for(epochs)}),
     ]
-
-
-def parse_value(text: str) -> Any:
-    """``"0.2"`` -> 0.2, ``"null"`` -> None, ``"[1, 2]"`` -> list, anything else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def apply_overrides(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from sslobjectives.objectives import build, names
+from sslobjectives.texttable import format_text_table
 
 
 def run_demo(
@@ -37,11 +38,7 @@ def format_table(rows: list[dict[str, float]]) -> str:
     for r in rows:
         cols += [k for k in r if k not in cols]
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
-    for row in cells:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    return format_text_table(cols, cells)
 
 
 def _fmt(v: object) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from sslobjectives.figures import headless_pyplot
+from sslobjectives.texttable import format_text_table
 from sslobjectives.train.rundir import RESULT_FILE, read_result_file
 
 #: Final metrics shown in tables, in order; a column is kept when some run has it.
@@ -151,11 +153,10 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
             cells.append(f"{r[m]:.3f} ± {r[m + '_ci']:.3f}{mark}")
         cells.append(f"{r['collapsed']}/{r['n']}")
         lines.append(cells)
-    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in lines]
-    out.append("mean ± 95% CI over seeds (t-distribution); * best in column")
-    return "\n".join(line.rstrip() for line in out)
+    return (
+        format_text_table(header, lines)
+        + "\nmean ± 95% CI over seeds (t-distribution); * best in column"
+    )
 
 
 def write_runs_csv(results: Sequence[dict], path: str | Path) -> None:
@@ -196,10 +197,7 @@ def plot_curves(
     """Per-epoch curves (default: loss, k-NN, marginal/bit entropy, effective rank; any keys
     of the per-epoch history with ``curves``), one line per group (mean over seeds, shaded
     min-max)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     present = [c for c in curves if any(c in h for r in results for h in r["history"])]
     if not present:
@@ -252,10 +250,7 @@ def plot_bit_usage(
     results: Sequence[dict], path: str | Path, by: Sequence[str] = ("label",)
 ) -> Path | None:
     """Histogram of per-bit marginal entropy (test set) for each binary-code group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     groups: dict[tuple, list[float]] = {}
     for r in results:

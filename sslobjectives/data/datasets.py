@@ -17,7 +17,6 @@ Sources, chosen by ``load_dataset(name)``:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 from collections import Counter
@@ -29,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from sslobjectives.suggest import did_you_mean
 
 __all__ = [
     "DATASET_NAMES",
@@ -58,16 +59,11 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "F"}
 
 
-def _nearest(key: str, valid: Sequence[str]) -> str:
-    match = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 def _reject_unknown(kwargs: dict[str, Any], valid: Sequence[str], where: str) -> None:
     for key in kwargs:
         if key not in valid:
             raise ValueError(
-                f"unknown option {key!r} for {where}{_nearest(key, valid)}; "
+                f"unknown option {key!r} for {where}{did_you_mean(key, valid)}; "
                 f"valid options: {sorted(valid)}"
             )
 
@@ -548,7 +544,7 @@ def load_dataset(
         _reject_unknown(kwargs, ("resize",), "image folders")
         x, y, classes = _load_folder(path, kwargs.get("resize"))
         return _make_dataset(path.name, x, y, None, (), seed, test_fraction, classes)
-    hint = _nearest(name, DATASET_NAMES)
+    hint = did_you_mean(name, DATASET_NAMES)
     raise ValueError(
         f"unknown dataset {name!r}{hint}; valid names: {list(DATASET_NAMES)}, "
         "or a path to an existing .npz file or image folder (one sub-folder per class)"

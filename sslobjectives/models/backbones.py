@@ -7,7 +7,6 @@ ViT interpolates its positional embeddings to the patch grid of the input.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Sequence
@@ -16,6 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from sslobjectives.suggest import did_you_mean
 
 __all__ = ["BACKBONE_NAMES", "ConvNet", "MLPNet", "TinyViT", "build_backbone"]
 
@@ -263,14 +264,12 @@ def build_backbone(name: str, in_channels: int, image_size: int, **kwargs: Any) 
     if name.startswith("timm:"):
         return _build_timm(name[len("timm:") :], in_channels, **kwargs)
     if name not in _BUILDERS:
-        match = difflib.get_close_matches(name, list(_BUILDERS), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        hint = did_you_mean(name, _BUILDERS)
         raise ValueError(f"unknown backbone {name!r}{hint}; valid names: {list(BACKBONE_NAMES)}")
     cls = _BUILDERS[name]
     valid = list(inspect.signature(cls).parameters)[2:]  # after in_channels, image_size
     for key in kwargs:
         if key not in valid:
-            match = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean {match[0]!r}?)" if match else ""
+            hint = did_you_mean(key, valid)
             raise ValueError(f"unknown option {key!r} for backbone {name!r}{hint}; valid: {valid}")
     return cls(in_channels, image_size, **kwargs)

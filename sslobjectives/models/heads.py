@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from sslobjectives.suggest import did_you_mean
+
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int) -> nn.Sequential:
     if n_layers < 1:
@@ -148,10 +150,7 @@ def build_head(
     ValueError: unknown head_kind 'clustre' (did you mean 'cluster'?); valid: binary, ...
     """
     if kind not in HEADS:
-        from difflib import get_close_matches
-
-        near = get_close_matches(kind, list(HEADS), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        hint = did_you_mean(kind, HEADS)
         raise ValueError(f"unknown head_kind {kind!r}{hint}; valid: {', '.join(sorted(HEADS))}")
     return HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim)
 

@@ -9,7 +9,6 @@ itself; the teacher is detached inside. See ``DESIGN.md``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from sslobjectives.functional import check_positive
+from sslobjectives.suggest import did_you_mean
 
 
 @dataclass
@@ -53,8 +53,7 @@ class NonFiniteLossError(ValueError):
 
 def nearest_key(key: str, valid: list[str] | tuple[str, ...]) -> str:
     """``" (did you mean 'x'?)"`` for the closest valid key, or ``""``."""
-    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    return did_you_mean(key, valid)
 
 
 def make_config(cls: type, name: str, cfg: dict[str, Any]) -> Any:

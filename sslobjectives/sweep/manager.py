@@ -38,6 +38,7 @@ from sslobjectives.sweep.slurm import (
     job_states,
 )
 from sslobjectives.sweep.spec import ExecutorSpec, PlannedRun, SpecError, SweepSpec, _show
+from sslobjectives.texttable import format_text_table
 from sslobjectives.train.rundir import FileLock, RunDir, run_dir_for, write_json_atomic
 
 MANIFEST = "manifest.json"
@@ -612,11 +613,7 @@ def format_status(states: list[RunStatus], varied: list[str], tails: bool = True
                 s.detail,
             ]
         )
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = [format_text_table(header, rows)]
     lines.append(_count(s.state for s in states))
     if tails:
         for s in states:

@@ -64,12 +64,13 @@ from pathlib import Path
 from typing import Any
 
 from sslobjectives.objectives import REGISTRY, nearest_key
+from sslobjectives.values import is_none
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from sslobjectives.train.config import RunConfig
+from sslobjectives.train.config import InvalidRunConfig, RunConfig
 
 EXECUTOR_KINDS = ("slurm", "local", "debug")
 SECTIONS = ("sweep", "base", "grid", "zip", "executor")
@@ -517,17 +518,13 @@ def _expand(spec: SweepSpec) -> tuple[list[PlannedRun], list[str]]:
 
 
 def _config_problems(d: dict[str, Any]) -> list[str]:
-    """:meth:`RunConfig.problems` of ``d`` as a list (the constructor joins them)."""
-    cfg = object.__new__(RunConfig)
-    for f in dataclasses.fields(RunConfig):
-        if f.name in d:
-            value = d[f.name]
-        elif f.default is not dataclasses.MISSING:
-            value = f.default
-        else:
-            value = f.default_factory()  # type: ignore[misc]
-        object.__setattr__(cfg, f.name, value)
-    return cfg.problems()
+    """:meth:`RunConfig.problems` of ``d`` as a list (unknown keys are checked apart)."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    try:
+        RunConfig(**{k: v for k, v in d.items() if k in known})
+    except InvalidRunConfig as err:
+        return err.problems
+    return []
 
 
 def _config_dict(base: dict[str, Any], varied: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -543,17 +540,18 @@ def _config_dict(base: dict[str, Any], varied: dict[str, Any], seed: int) -> dic
 
 
 def _resolve_none(d: dict[str, Any]) -> dict[str, Any]:
-    """``"none"`` -> ``None`` for settings (and objective parameters) that accept None."""
+    """``"none"`` (or ``"null"``) -> ``None`` for settings (and objective parameters) that
+    accept None."""
     optional = _optional_fields(RunConfig)
     for key, value in d.items():
-        if key in optional and value == "none":
+        if key in optional and is_none(value):
             d[key] = None
     objective = d.get("objective", RunConfig.objective)
     cfg = d.get("objective_cfg")
     if isinstance(cfg, dict) and isinstance(objective, str) and objective in REGISTRY:
         optional_obj = _optional_fields(REGISTRY[objective].Config)
         d["objective_cfg"] = {
-            k: (None if v == "none" and k in optional_obj else v) for k, v in cfg.items()
+            k: (None if is_none(v) and k in optional_obj else v) for k, v in cfg.items()
         }
     return d
 

@@ -19,6 +19,14 @@ from typing import Any
 from sslobjectives.objectives import build, get, nearest_key
 
 
+class InvalidRunConfig(ValueError):
+    """A run config with problems; ``problems`` lists every one (the message joins them)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("invalid run config: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a run's result.
@@ -95,7 +103,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         problems = self.problems()
         if problems:
-            raise ValueError("invalid run config: " + "; ".join(problems))
+            raise InvalidRunConfig(problems)
 
     def problems(self) -> list[str]:
         """Every problem with this config at once (empty when valid)."""
