@@ -74,3 +74,16 @@ def test_a_proof_runs_as_a_script():
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Claim 1: Cross-entropy = entropy + KL")
     assert "[ok]" in done.stdout and "FAIL" not in done.stdout
+
+
+def test_a_claim_is_numbered_once_in_its_proof_file(tmp_path):
+    import dataclasses
+
+    numbers = verify.claim_numbers()
+    assert sorted(numbers) == list(range(1, len(verify.CLAIMS) + 1))  # unique, no gap
+    assert [f.name for f in dataclasses.fields(verify.ClaimCheck)] == ["name", "check"]
+    # renumbering a proof file renumbers its claim
+    (tmp_path / "channel_capacity.py").write_text("CLAIM = 42\n")
+    assert verify.claim_number("channel_capacity", tmp_path) == 42
+    assert verify.claim_numbers(tmp_path) == {42: numbers[7]}
+    assert verify.claim_number("missing", tmp_path) is None
