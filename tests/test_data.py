@@ -376,3 +376,40 @@ def test_default_augment_per_dataset():
     assert (digits.global_size, digits.local_size, digits.flip, digits.n_local) == (8, 4, False, 2)
     shapes = default_augment(load_dataset("shapes", n=40, size=32))
     assert (shapes.global_size, shapes.local_size, shapes.flip) == (32, 16, True)
+
+
+def test_sources_table_carries_each_default_augmentation():
+    import dataclasses
+
+    from sslobjectives.data import DATASET_NAMES, SOURCES, MultiCropAugment
+
+    assert DATASET_NAMES == tuple(SOURCES) == ("digits", "shapes")
+    # the settings default_augment chose by name before the table, written out again
+    old = {
+        "digits": dict(
+            global_scale=(0.5, 1.0),
+            local_scale=(0.2, 0.5),
+            flip=False,
+            brightness=0.3,
+            contrast=0.3,
+            blur_prob=0.2,
+            blur_sigma=(0.1, 0.6),
+            noise_std=0.02,
+        ),
+        "shapes": dict(
+            global_scale=(0.4, 1.0),
+            local_scale=(0.1, 0.4),
+            flip=True,
+            blur_prob=0.5,
+            blur_sigma=(0.1, 1.5),
+            noise_std=0.02,
+        ),
+    }
+    for name, kw in old.items():
+        ds = load_dataset(name, **({"n": 40, "size": 16} if name == "shapes" else {}))
+        expected = MultiCropAugment(
+            global_size=ds.image_size, local_size=max(2, ds.image_size // 2), n_local=2, **kw
+        )
+        got = default_augment(ds, n_local=2)
+        assert got == SOURCES[name].augment(ds.image_size, 2)
+        assert dataclasses.asdict(got) == dataclasses.asdict(expected)

@@ -1,5 +1,12 @@
 """Data: bundled and procedural image datasets, user folders/arrays, multi-crop views.
 
+- :mod:`~sslobjectives.data.dataset`: :class:`ImageDataset` and its recorded split;
+- :mod:`~sslobjectives.data.shapes`: the procedural shapes (:func:`make_shapes`);
+- :mod:`~sslobjectives.data.files`: ``.npz`` arrays and image folders;
+- :mod:`~sslobjectives.data.sources`: :data:`SOURCES`, one entry per named dataset with its
+  loader and default augmentation; :func:`load_dataset` and :func:`default_augment`;
+- :mod:`~sslobjectives.data.augment`: :class:`MultiCropAugment`.
+
 >>> import torch
 >>> from sslobjectives.data import default_augment, load_dataset
 >>> ds = load_dataset("digits", seed=0)
@@ -8,22 +15,19 @@
 (2, (4, 1, 8, 8))
 """
 
-from .augment import MultiCropAugment, default_augment
-from .datasets import (
-    DATASET_NAMES,
-    SHAPE_FACTOR_RANGES,
-    SHAPE_NAMES,
-    ImageDataset,
-    load_dataset,
-    make_shapes,
-)
+from .augment import MultiCropAugment
+from .dataset import ImageDataset
+from .shapes import SHAPE_FACTOR_RANGES, SHAPE_NAMES, make_shapes
+from .sources import DATASET_NAMES, SOURCES, Source, default_augment, load_dataset
 
 __all__ = [
     "DATASET_NAMES",
     "SHAPE_FACTOR_RANGES",
     "SHAPE_NAMES",
+    "SOURCES",
     "ImageDataset",
     "MultiCropAugment",
+    "Source",
     "default_augment",
     "load_dataset",
     "make_shapes",

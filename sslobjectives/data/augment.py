@@ -20,9 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .datasets import ImageDataset
-
-__all__ = ["MultiCropAugment", "default_augment"]
+__all__ = ["MultiCropAugment"]
 
 
 def _check_range(name: str, lo_hi: tuple[float, float], low: float, high: float) -> None:
@@ -191,49 +189,3 @@ def _gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
     flat = F.conv2d(flat, kernel[:, None, :, None], groups=b * c)
     flat = F.conv2d(flat, kernel[:, None, None, :], groups=b * c)
     return flat.reshape(b, c, h, w)
-
-
-def default_augment(dataset: ImageDataset, n_local: int = 0) -> MultiCropAugment:
-    """Augmentation settings suited to ``dataset``.
-
-    - ``digits`` (8x8): global views 8x8 at area 0.5-1, local views 4x4 at area 0.2-0.5, no
-      flips (digits are not mirror-symmetric), mild jitter, light blur (sigma 0.1-0.6),
-      noise 0.02.
-    - ``shapes`` (32x32): global 32x32 at area 0.4-1, local 16x16 at area 0.1-0.4, flips,
-      jitter, blur with probability 0.5 (sigma 0.1-1.5), noise 0.02.
-    - anything else: global = image size, local = half of it, flips on, no blur or noise.
-
-    Example:
-        >>> from sslobjectives.data import load_dataset
-        >>> aug = default_augment(load_dataset("digits"), n_local=2)
-        >>> aug.global_size, aug.local_size, aug.flip
-        (8, 4, False)
-    """
-    size = dataset.image_size
-    if dataset.name == "digits":
-        return MultiCropAugment(
-            global_size=size,
-            local_size=max(2, size // 2),
-            n_local=n_local,
-            global_scale=(0.5, 1.0),
-            local_scale=(0.2, 0.5),
-            flip=False,
-            brightness=0.3,
-            contrast=0.3,
-            blur_prob=0.2,
-            blur_sigma=(0.1, 0.6),
-            noise_std=0.02,
-        )
-    if dataset.name == "shapes":
-        return MultiCropAugment(
-            global_size=size,
-            local_size=max(2, size // 2),
-            n_local=n_local,
-            global_scale=(0.4, 1.0),
-            local_scale=(0.1, 0.4),
-            flip=True,
-            blur_prob=0.5,
-            blur_sigma=(0.1, 1.5),
-            noise_std=0.02,
-        )
-    return MultiCropAugment(global_size=size, local_size=max(2, size // 2), n_local=n_local)

@@ -9,21 +9,13 @@ jobs, a local process pool or in-process debug), watched, requeued and collected
 (4, ['objective_cfg.beta'])
 
 See :mod:`sslobjectives.sweep.spec` for the format and :mod:`sslobjectives.sweep.manager`
-for the directory layout.
+for the directory layout; :mod:`~sslobjectives.sweep.manifest`, :mod:`~sslobjectives.sweep.states`,
+:mod:`~sslobjectives.sweep.submission` and :mod:`~sslobjectives.sweep.collection` hold the code.
 """
 
+from sslobjectives.sweep.collection import collect
 from sslobjectives.sweep.job import SweepRun, read_attempts
-from sslobjectives.sweep.manager import (
-    STATES,
-    RunStatus,
-    collect,
-    format_status,
-    plan,
-    read_manifest,
-    status,
-    submit,
-    wait_for,
-)
+from sslobjectives.sweep.manifest import read_manifest
 from sslobjectives.sweep.slurm import SqueueInfoWatcher, install_squeue_watcher, job_states
 from sslobjectives.sweep.spec import (
     ExecutorSpec,
@@ -33,6 +25,8 @@ from sslobjectives.sweep.spec import (
     load_spec,
     parse_spec,
 )
+from sslobjectives.sweep.states import STATES, RunStatus, format_status, plan, status, wait_for
+from sslobjectives.sweep.submission import submit
 
 __all__ = [
     "STATES",

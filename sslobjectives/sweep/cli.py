@@ -49,7 +49,7 @@ def _load(path: str):
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from sslobjectives.sweep.manager import format_status, plan
+    from sslobjectives.sweep.states import format_status, plan
 
     spec = _load(args.spec)
     if spec is None:
@@ -75,8 +75,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from sslobjectives.sweep.manager import submit
     from sslobjectives.sweep.spec import SpecError
+    from sslobjectives.sweep.submission import submit
 
     spec = _load(args.spec)
     if spec is None:
@@ -102,7 +102,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sslobjectives.sweep.manager import format_status, read_manifest, status
+    from sslobjectives.sweep.manifest import read_manifest
+    from sslobjectives.sweep.states import format_status, status
 
     try:
         manifest = read_manifest(args.dir)
@@ -133,7 +134,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from sslobjectives.sweep.manager import collect
+    from sslobjectives.sweep.collection import collect
 
     try:
         report = collect(args.dir)

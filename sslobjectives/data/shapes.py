@@ -1,0 +1,150 @@
+"""Procedural shapes with known latent factors (class, scale, position, rotation,
+intensity, noise), to test what a representation encodes (BITS, arXiv 2602.09764, reports
+bits that track attributes shared across classes)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from sslobjectives.data.dataset import _reject_unknown
+
+SHAPE_NAMES = ("square", "circle", "triangle", "cross", "ellipse")
+
+# Rotation covers a quarter turn: a square or cross is symmetric under 90 degrees, so a
+# wider range would make the rotation factor ambiguous. Position is the shape centre in
+# image coordinates [-1, 1]; scale is the half-extent of the shape in the same units.
+SHAPE_FACTOR_RANGES: dict[str, tuple[float, float]] = {
+    "scale": (0.3, 0.6),
+    "pos_x": (-0.3, 0.3),
+    "pos_y": (-0.3, 0.3),
+    "rotation": (0.0, math.pi / 2),
+    "intensity": (0.6, 1.0),
+    "noise": (0.0, 0.0),
+}
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def _box_sdf(u: Tensor, v: Tensor, bx: float, by: float) -> Tensor:
+    qx, qy = u.abs() - bx, v.abs() - by
+    outside = torch.sqrt(qx.clamp(min=0) ** 2 + qy.clamp(min=0) ** 2)
+    return outside + torch.maximum(qx, qy).clamp(max=0)
+
+
+def _triangle_sdf(u: Tensor, v: Tensor) -> Tensor:
+    # Exact signed distance to an equilateral triangle of circumradius 1 pointing up
+    # (Inigo Quilez's formula), in image coordinates where y grows downwards.
+    k = math.sqrt(3.0)
+    r = k / 2  # half side, so the circumradius is 1
+    px, py = u.abs() - r, -v + r / k
+    fold = px + k * py > 0
+    px, py = (
+        torch.where(fold, (px - k * py) / 2, px),
+        torch.where(fold, (-k * px - py) / 2, py),
+    )
+    px = px - px.clamp(-2 * r, 0)
+    return -torch.sqrt(px**2 + py**2) * torch.sign(py)
+
+
+def _ellipse_sdf(u: Tensor, v: Tensor) -> Tensor:
+    # Approximate distance (exact on the axes) to an ellipse with semi-axes 1 and 0.5.
+    return (torch.sqrt(u**2 + (v / 0.5) ** 2) - 1) * 0.5
+
+
+def _cross_sdf(u: Tensor, v: Tensor) -> Tensor:
+    return torch.minimum(_box_sdf(u, v, 1.0, 0.3), _box_sdf(u, v, 0.3, 1.0))
+
+
+# Unit shapes in SHAPE_NAMES order: signed distance in units of the shape's scale.
+_SHAPE_SDFS = (
+    lambda u, v: _box_sdf(u, v, 0.8, 0.8),
+    lambda u, v: torch.sqrt(u**2 + v**2) - 0.9,
+    _triangle_sdf,
+    _cross_sdf,
+    _ellipse_sdf,
+)
+
+
+def _as_range(name: str, value: float | Sequence[float]) -> tuple[float, float]:
+    lo, hi = (value, value) if isinstance(value, int | float) else tuple(value)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"factor range {name}={value!r} must be finite with low <= high")
+    return float(lo), float(hi)
+
+
+def make_shapes(
+    n: int, size: int = 32, seed: int = 0, **factor_ranges: float | Sequence[float]
+) -> tuple[Tensor, Tensor, Tensor, tuple[str, ...]]:
+    """Render ``n`` grayscale shapes with known latent factors.
+
+    Each image shows one of ``SHAPE_NAMES`` (square, circle, triangle, cross, ellipse) on a
+    black background, rendered from its signed distance function with one-pixel
+    anti-aliasing, then ``intensity * coverage + noise * N(0, 1)`` clamped to ``[0, 1]``.
+    Every factor is drawn uniformly from its range; ranges default to
+    ``SHAPE_FACTOR_RANGES`` and can be narrowed or shifted (e.g. ``intensity=(0.3, 0.6)``,
+    ``scale=(0.5, 0.8)``, ``noise=0.1``) to build domain-shifted data. A scalar fixes the
+    factor. Positions and scale are in image coordinates ``[-1, 1]``; rotation in radians.
+
+    Args:
+        n: number of images.
+        size: image side in pixels.
+        seed: seed of the ``torch.Generator`` that draws every factor and the noise.
+        **factor_ranges: ``scale``, ``pos_x``, ``pos_y``, ``rotation``, ``intensity``,
+            ``noise`` as ``(low, high)`` or a scalar.
+
+    Returns:
+        ``(x, y, factors, factor_names)``: images ``(n, 1, size, size)`` float32, shape
+        class ``(n,)`` int64, factors ``(n, 7)`` float32 with columns ``factor_names`` =
+        ``("scale", "pos_x", "pos_y", "rotation", "intensity", "noise", "shape")``.
+
+    Example:
+        >>> x, y, factors, names = make_shapes(6, size=16, seed=1)
+        >>> x.shape, y.shape, factors.shape, names[-1]
+        (torch.Size([6, 1, 16, 16]), torch.Size([6]), torch.Size([6, 7]), 'shape')
+        >>> bool(torch.equal(x, make_shapes(6, size=16, seed=1)[0]))
+        True
+    """
+    _reject_unknown(factor_ranges, tuple(SHAPE_FACTOR_RANGES), "make_shapes")
+    if n < 0 or size < 2:
+        raise ValueError(f"make_shapes needs n >= 0 and size >= 2, got n={n}, size={size}")
+    ranges = {k: _as_range(k, factor_ranges.get(k, v)) for k, v in SHAPE_FACTOR_RANGES.items()}
+    if ranges["scale"][0] <= 0:
+        raise ValueError(f"scale must be positive, got {ranges['scale']}")
+    if ranges["noise"][0] < 0:
+        raise ValueError(f"noise must be >= 0, got {ranges['noise']}")
+    if not 0 <= ranges["intensity"][0] <= ranges["intensity"][1] <= 1:
+        raise ValueError(f"intensity must lie in [0, 1], got {ranges['intensity']}")
+
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(len(SHAPE_NAMES), (n,), generator=gen)
+    cont = {}
+    for key, (lo, hi) in ranges.items():
+        cont[key] = lo + (hi - lo) * torch.rand(n, generator=gen)
+
+    coords = torch.linspace(-1, 1, size)
+    gy, gx = torch.meshgrid(coords, coords, indexing="ij")  # (size, size)
+    dx = gx - cont["pos_x"][:, None, None]
+    dy = gy - cont["pos_y"][:, None, None]
+    cos = torch.cos(cont["rotation"])[:, None, None]
+    sin = torch.sin(cont["rotation"])[:, None, None]
+    scale = cont["scale"][:, None, None]
+    u = (cos * dx + sin * dy) / scale
+    v = (-sin * dx + cos * dy) / scale
+    sdf = torch.empty_like(u)  # (n, size, size), in units of the shape scale
+    for k, shape_sdf in enumerate(_SHAPE_SDFS):
+        mask = y == k
+        sdf[mask] = shape_sdf(u[mask], v[mask])
+    pixel = 2.0 / (size - 1)
+    coverage = (0.5 - sdf * scale / pixel).clamp(0, 1)
+    x = cont["intensity"][:, None, None] * coverage
+    noise = torch.randn(n, size, size, generator=gen)
+    x = (x + cont["noise"][:, None, None] * noise).clamp(0, 1)
+
+    names = (*SHAPE_FACTOR_RANGES, "shape")
+    factors = torch.stack([*cont.values(), y.float()], dim=1)
+    return x[:, None].float(), y.long(), factors.float(), names

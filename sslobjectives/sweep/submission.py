@@ -1,0 +1,246 @@
+"""Submitting the runs of a sweep that are neither done nor in progress: SLURM array jobs,
+a local process pool or in-process debug."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslobjectives.sweep.job import SweepRun
+from sslobjectives.sweep.manifest import (
+    MANIFEST,
+    SUBMITIT_DIR,
+    _new_manifest,
+    _now,
+    _update_manifest_spec,
+    _write_manifest,
+    read_manifest,
+)
+from sslobjectives.sweep.slurm import (
+    install_squeue_watcher,
+)
+from sslobjectives.sweep.spec import ExecutorSpec, PlannedRun, SpecError, SweepSpec
+from sslobjectives.sweep.states import IN_PROGRESS, Log, _count, _quiet, _statuses, wait_for
+from sslobjectives.train.rundir import FileLock, RunDir, run_dir_for
+
+# ------------------------------------------------------------------------------ submit
+
+
+@dataclass
+class SubmitReport:
+    out: Path
+    kind: str
+    submitted: list[str] = field(default_factory=list)  # run ids
+    skipped: dict[str, str] = field(default_factory=dict)  # run id -> state
+    jobs: dict[str, str] = field(default_factory=dict)  # run id -> job id
+    folder: Path | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def submit(
+    spec: SweepSpec,
+    out: str | Path | None = None,
+    *,
+    executor: str | None = None,
+    wait: bool = False,
+    log: Log = _quiet,
+    poll_s: float = 5.0,
+) -> SubmitReport:
+    """Submit the runs of ``spec`` that are neither done nor in progress.
+
+    ``slurm``: one array job (``map_array``, at most ``array_parallelism`` at once); returns
+    at once unless ``wait``. ``local``: a pool of ``array_parallelism`` submitit local jobs,
+    returns when all ended. ``debug``: in this process, one after the other (an exception
+    drops into pdb, as submitit's debug executor does).
+    """
+    kind = executor or spec.executor.kind
+    problems = spec.executor.problems_for(kind)
+    if problems:
+        raise SpecError(spec.source, problems)
+    out = Path(out or spec.default_out()).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with _submit_lock(out):
+        manifest = read_manifest(out) if (out / MANIFEST).exists() else _new_manifest()
+        old_hash = manifest.get("spec_hash")
+        if old_hash and old_hash != spec.spec_hash:
+            log(
+                f"note: the spec changed since the last submission ({old_hash} -> "
+                f"{spec.spec_hash}); runs of the new spec are added, finished ones are kept"
+            )
+        runs = spec.expand()
+        _update_manifest_spec(manifest, spec, runs, out)
+        states = {s.run_id: s for s in _statuses(manifest, out)}
+        report = SubmitReport(out=out, kind=kind, folder=out / SUBMITIT_DIR)
+        todo: list[PlannedRun] = []
+        for r in runs:
+            st = states[r.run_id]
+            if st.state in ("done", *IN_PROGRESS):
+                report.skipped[r.run_id] = st.state
+                continue
+            if st.state == "failed":
+                log(
+                    f"resubmitting failed run {r.config.display_name} s{r.config.seed}: {st.detail}"
+                )
+            todo.append(r)
+        _write_manifest(out, manifest)
+        if not todo:
+            counts = _count(report.skipped.values())
+            log(f"nothing to submit: {counts or 'no runs'}")
+            return report
+        for r in todo:
+            RunDir.for_config(out, r.config).write_config(r.config.to_dict())
+        sub = {
+            "time": _now(),
+            "kind": kind,
+            "host": socket.gethostname(),
+            "folder": str(out / SUBMITIT_DIR),
+            "executor": dataclasses.asdict(spec.executor) | {"kind": kind},
+            "jobs": {},
+        }
+        manifest["submissions"].append(sub)
+        submitter = {"slurm": _submit_slurm, "local": _submit_local, "debug": _submit_debug}
+        submitter[kind](spec.executor, todo, out, manifest, sub, report, log)
+    if wait and kind == "slurm":
+        wait_for(out, log=log, poll_s=poll_s)
+    return report
+
+
+def _calls(runs: list[PlannedRun], out: Path) -> tuple[list[dict], list[str]]:
+    return (
+        [r.config.to_dict() for r in runs],
+        [str(run_dir_for(out, r.config)) for r in runs],
+    )
+
+
+def _submit_slurm(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) -> None:
+    from submitit import SlurmExecutor
+
+    install_squeue_watcher()
+    executor = SlurmExecutor(
+        folder=out / SUBMITIT_DIR / "%j", max_num_timeout=ex_spec.max_num_timeout
+    )
+    params: dict[str, Any] = {
+        "job_name": manifest["name"],
+        "time": int(ex_spec.timeout_min),
+        "cpus_per_task": ex_spec.cpus_per_task,
+        "ntasks_per_node": ex_spec.tasks_per_node,
+        "nodes": ex_spec.nodes,
+        "array_parallelism": ex_spec.array_parallelism,
+    }
+    if ex_spec.gpus_per_node:
+        params["gpus_per_node"] = ex_spec.gpus_per_node
+    if ex_spec.partition:
+        params["partition"] = ex_spec.partition
+    if ex_spec.mem_gb is not None:
+        params["mem"] = executor._convert_parameters({"mem": ex_spec.mem_gb})["mem"]
+    if ex_spec.signal_delay_s is not None:
+        params["signal_delay_s"] = ex_spec.signal_delay_s
+    params.update(ex_spec.slurm)
+    executor.update_parameters(**params)
+    configs, dirs = _calls(runs, out)
+    jobs = executor.map_array(SweepRun(threads=ex_spec.cpus_per_task), configs, dirs)
+    for r, job in zip(runs, jobs, strict=True):
+        sub["jobs"][r.run_id] = job.job_id
+        report.jobs[r.run_id] = job.job_id
+        report.submitted.append(r.run_id)
+    sub["array_job"] = jobs[0].job_id.split("_")[0] if jobs else None
+    _write_manifest(out, manifest)
+    log(
+        f"submitted {len(jobs)} runs as SLURM array job {sub['array_job']} "
+        f"(at most {ex_spec.array_parallelism} at once); logs: {out / SUBMITIT_DIR}"
+    )
+
+
+def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) -> None:
+    from submitit import LocalExecutor
+
+    executor = LocalExecutor(
+        folder=out / SUBMITIT_DIR / "%j", max_num_timeout=ex_spec.max_num_timeout
+    )
+    params: dict[str, Any] = {
+        "timeout_min": ex_spec.timeout_min,
+        "tasks_per_node": ex_spec.tasks_per_node,
+        "gpus_per_node": ex_spec.gpus_per_node,
+    }
+    if ex_spec.signal_delay_s is not None:
+        params["signal_delay_s"] = ex_spec.signal_delay_s
+    executor.update_parameters(**params)
+    fn = SweepRun(threads=ex_spec.cpus_per_task)
+    configs, dirs = _calls(runs, out)
+    log(
+        f"running {len(runs)} runs locally, {ex_spec.array_parallelism} at a time; "
+        f"logs: {out / SUBMITIT_DIR}"
+    )
+    pending = list(zip(runs, configs, dirs, strict=True))
+    sub["submitter_pid"] = os.getpid()
+    sub["jobs"].update({r.run_id: None for r in runs})  # queued here until a slot frees
+    _write_manifest(out, manifest)
+    running: list[tuple[PlannedRun, Any]] = []
+    done = 0
+    while pending or running:
+        while pending and len(running) < ex_spec.array_parallelism:
+            r, config, run_dir = pending.pop(0)
+            job = executor.submit(fn, config, run_dir)
+            sub["jobs"][r.run_id] = job.job_id
+            report.jobs[r.run_id] = job.job_id
+            report.submitted.append(r.run_id)
+            _write_manifest(out, manifest)
+            running.append((r, job))
+        time.sleep(0.5)
+        for r, job in list(running):
+            if job.done():
+                running.remove((r, job))
+                done += 1
+                msg = _finished_message(r, job, out)
+                if msg.startswith("FAILED"):
+                    report.errors[r.run_id] = msg
+                log(f"[{done}/{len(runs)}] {msg}")
+
+
+def _finished_message(r: PlannedRun, job, out: Path) -> str:
+    name = f"{r.config.display_name} s{r.config.seed} ({r.describe()})"
+    result = RunDir.for_config(out, r.config).result()
+    if result and result.get("status") == "done":
+        return f"done {name} in {result.get('runtime_s', 0):.1f} s"
+    try:
+        if job is not None:
+            job.result()
+        reason = result.get("error") if result else "no result"
+    except Exception as err:  # the job's exception, re-raised by submitit
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    return f"FAILED {name}: {reason}"
+
+
+def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) -> None:
+    from submitit import DebugExecutor
+
+    executor = DebugExecutor(folder=out / SUBMITIT_DIR / "%j")
+    fn = SweepRun(threads=ex_spec.cpus_per_task)
+    configs, dirs = _calls(runs, out)
+    log(f"running {len(runs)} runs in this process (debug executor)")
+    for i, (r, config, run_dir) in enumerate(zip(runs, configs, dirs, strict=True), 1):
+        job = executor.submit(fn, config, run_dir)
+        sub["jobs"][r.run_id] = job.job_id
+        report.jobs[r.run_id] = job.job_id
+        report.submitted.append(r.run_id)
+        _write_manifest(out, manifest)
+        try:
+            # the call itself (not job.result(), which would open pdb on an exception)
+            job.submission().result()
+        except Exception as err:
+            sub.setdefault("errors", {})[r.run_id] = f"{type(err).__name__}: {err}"
+            report.errors[r.run_id] = str(err)
+            _write_manifest(out, manifest)
+            log(f"[{i}/{len(runs)}] FAILED {r.config.display_name} s{r.config.seed}")
+            raise
+        log(f"[{i}/{len(runs)}] {_finished_message(r, None, out)}")
+
+
+def _submit_lock(out: Path) -> FileLock:
+    """One ``submit`` at a time per sweep directory."""
+    return FileLock(out / ".submit.lock", f"another `sweep submit` is running on {out}")
