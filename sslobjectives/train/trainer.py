@@ -44,6 +44,7 @@ from sslobjectives.heads import BinaryHead, DINOHead, EmbeddingHead, ResetSchedu
 from sslobjectives.models import build_backbone
 from sslobjectives.objectives import build, get
 from sslobjectives.teacher import EMATeacher, cosine_momentum
+from sslobjectives.train.clipping import clip_gradients
 from sslobjectives.train.config import RunConfig
 
 RESULT_FILE = "result.json"
@@ -441,7 +442,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad > 0:
-                nn.utils.clip_grad_norm_(self.student.parameters(), cfg.clip_grad)
+                clip_gradients(self.student.parameters(), cfg.clip_grad, cfg.clip_mode)
             if epoch < cfg.freeze_last_layer_epochs and hasattr(self.student.head, "last_layer"):
                 for p in self.student.head.last_layer.parameters():
                     p.grad = None
