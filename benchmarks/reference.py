@@ -171,7 +171,8 @@ class SimDINOReference:
         t = [F.normalize(v.detach(), dim=-1) for v in teacher]
         align = _mean_over_pairs(s, t, lambda a, b: (1 - (a * b).sum(dim=-1)).mean())
         if self.rate_input == "mean":
-            rates = [coding_rate_logdet((a + b) / 2, self.eps, False) for a, b in zip(s, t)]
+            pairs = zip(s[: len(t)], t, strict=True)
+            rates = [coding_rate_logdet((a + b) / 2, self.eps, False) for a, b in pairs]
         else:
             rates = [coding_rate_logdet(v, self.eps) for v in student[: len(teacher)]]
         w = self.objective.rate_weight(*student[0].shape)

@@ -42,8 +42,7 @@ def teacher_batches(step: int) -> list[torch.Tensor]:
     reading its targets from the student would change the results."""
     gen = torch.Generator().manual_seed(4321 + step)
     return [
-        v + torch.randn(v.shape, generator=gen, dtype=v.dtype)
-        for v in batches(step)[:N_TEACHER]
+        v + torch.randn(v.shape, generator=gen, dtype=v.dtype) for v in batches(step)[:N_TEACHER]
     ]
 
 

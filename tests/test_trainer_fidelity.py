@@ -78,9 +78,7 @@ def test_head_reset_clears_exactly_the_heads_optimiser_state(tmp_path):
 
     def step_recording_state(*args, **kwargs):
         if not seen:  # the first step after the reset of epoch 1
-            seen.append(
-                (_state_snapshot(t.optimizer, head), _state_snapshot(t.optimizer, rest))
-            )
+            seen.append((_state_snapshot(t.optimizer, head), _state_snapshot(t.optimizer, rest)))
         return real_step(*args, **kwargs)
 
     t.optimizer.step = step_recording_state

@@ -50,7 +50,9 @@ class SimDinoConfig:
     def __post_init__(self) -> None:
         g = self.gamma
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or g < 0):
-            raise ValueError(f"gamma must be None (SimDINO's 1/n + 1/d) or a number >= 0, got {g!r}")
+            raise ValueError(
+                f"gamma must be None (SimDINO's 1/n + 1/d) or a number >= 0, got {g!r}"
+            )
         Fn.check_positive(self.eps, "eps")
         if self.rate_input not in RATE_INPUTS:
             raise ValueError(
@@ -66,12 +68,14 @@ class SimDINO(Objective):
     ``gamma``, or ``1/n + 1/d`` when ``gamma`` is None (stat ``rate_weight``).
 
     Equals SimDINO's ``MCRLoss`` at its defaults plus the constant 1 (SimDINO maximises the
-    cosine similarity, ``-cos``; we minimise the distance ``1 - cos``: same gradients), as
-    ``tests/test_simdino_fidelity.py`` checks against a reference written from the paper.
-    Deliberate differences: the constant; under ``torch.distributed`` the covariance is
-    summed over processes (a 2-process run equals one process on the joined batch), where
-    SimDINO's default ``reduce_cov = 0`` takes each process's own covariance with the global
-    batch size in its scale.
+    cosine similarity, ``-cos``; we minimise the distance ``1 - cos``: same gradients):
+    ``tests/test_objectives.py::test_simdino_equals_simdino_loss_at_its_defaults``, against a
+    reference written from the paper. Deliberate differences: the constant; under
+    ``torch.distributed`` the covariance is summed over processes (a 2-process run equals one
+    process on the joined batch), where SimDINO's default ``reduce_cov = 0`` takes each
+    process's own covariance with the global batch size in its scale; ``gamma=0.01,
+    rate_input="student", eps=0.5`` is the variant this project used before
+    (``test_simdino_student_rate_variant_equals_reference``).
 
     >>> torch.manual_seed(0) and None
     >>> obj = SimDINO()
