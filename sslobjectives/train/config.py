@@ -37,7 +37,7 @@ class RunConfig:
             ``epochs = 0`` (only with ``init_from``) evaluates the loaded weights.
         lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
         weight_decay, weight_decay_end: cosine weight-decay schedule (DINO).
-        clip_grad: max gradient norm (0 disables).
+        clip_grad: max gradient norm, per parameter or global (``clip_mode``); 0 disables.
         clip_mode: ``"per_param"`` (default): DINO's clipping (arXiv 2104.14294,
             ``clip_gradients``), each parameter tensor's gradient clipped to norm
             ``clip_grad`` on its own, as DINO's and SimDINO's reference code train;
