@@ -100,9 +100,13 @@ class InversePriorReference(_ClusterReference):
 
 
 @torch.no_grad()
-def sinkhorn_reference(teacher_logits: torch.Tensor, temp: float, n_iter: int) -> torch.Tensor:
-    """SwAV/DINOv2-style Sinkhorn-Knopp: (K, B) matrix, unfused in-place scalings."""
-    Q = F.softmax(teacher_logits / temp, dim=-1).t()
+def sinkhorn_reference(
+    teacher_logits: torch.Tensor, temp: float, n_iter: int, start: str = "exp"
+) -> torch.Tensor:
+    """SwAV/DINOv2-style Sinkhorn-Knopp: (K, B) matrix, unfused in-place scalings, from
+    ``exp(z/T)`` (or from ``softmax(z/T)`` for ``start="posterior"``)."""
+    z = teacher_logits / temp
+    Q = (torch.exp(z) if start == "exp" else F.softmax(z, dim=-1)).t()
     K, B = Q.shape
     Q /= torch.sum(Q)
     for _ in range(n_iter):
@@ -117,16 +121,18 @@ def sinkhorn_reference(teacher_logits: torch.Tensor, temp: float, n_iter: int) -
 class SinkhornReference(_ClusterReference):
     def __init__(self, objective: Objective, dim: int, device: torch.device):
         super().__init__(objective, dim, device)
-        self.n_iter = objective.config.n_iter
+        self.n_iter, self.start = objective.config.n_iter, objective.config.start
 
     def teacher_probs(self, teacher_out: torch.Tensor) -> torch.Tensor:
-        return sinkhorn_reference(teacher_out, self.teacher_temp, self.n_iter)
+        return sinkhorn_reference(teacher_out, self.teacher_temp, self.n_iter, self.start)
 
 
-def coding_rate_logdet(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """``1/2 logdet(I_d + d/(n eps^2) ZᵀZ)`` of the L2-normalised rows, on the d×d matrix."""
+def coding_rate_logdet(z: torch.Tensor, eps: float, normalize: bool = True) -> torch.Tensor:
+    """``1/2 logdet(I_d + d/(n eps^2) ZᵀZ)`` of the L2-normalised rows (or the rows as they
+    are), on the d×d matrix."""
     n, d = z.shape
-    z = F.normalize(z, dim=-1)
+    if normalize:
+        z = F.normalize(z, dim=-1)
     eye = torch.eye(d, dtype=z.dtype, device=z.device)
     return 0.5 * torch.logdet(eye + d / (n * eps**2) * z.T @ z)
 
@@ -153,18 +159,24 @@ def _bce_pair(s: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
 
 
 class SimDINOReference:
-    """SimDINO: cosine distance of normalised embeddings over pairs, minus gamma times rate."""
+    """SimDINO: cosine distance of normalised embeddings over pairs, minus the weighted rate
+    of the averaged student and teacher global views (or of the student's alone)."""
 
     def __init__(self, objective: Objective, dim: int, device: torch.device):
         cfg = objective.config
-        self.gamma, self.eps = cfg.gamma, cfg.eps
+        self.objective, self.eps, self.rate_input = objective, cfg.eps, cfg.rate_input
 
     def __call__(self, student: Views, teacher: Views) -> torch.Tensor:
         s = [F.normalize(v, dim=-1) for v in student]
         t = [F.normalize(v.detach(), dim=-1) for v in teacher]
         align = _mean_over_pairs(s, t, lambda a, b: (1 - (a * b).sum(dim=-1)).mean())
-        rates = [coding_rate_logdet(v, self.eps) for v in student[: len(teacher)]]
-        return align - self.gamma * sum(rates) / len(rates)
+        if self.rate_input == "mean":
+            pairs = zip(s[: len(t)], t, strict=True)
+            rates = [coding_rate_logdet((a + b) / 2, self.eps, False) for a, b in pairs]
+        else:
+            rates = [coding_rate_logdet(v, self.eps) for v in student[: len(teacher)]]
+        w = self.objective.rate_weight(*student[0].shape)
+        return align - w * sum(rates) / len(rates)
 
 
 REFERENCES: dict[str, type] = {

@@ -177,7 +177,8 @@ def inverse_prior_normalize(
     ``q(k|x) = (p(k|x) / P(k)) / sum_j (p(j|x) / P(j))`` with ``p = softmax(z / temp)`` and
     ``P(k) = (1/B) sum_b p(k|x_b)`` the batch prior, unless a (running) ``prior`` is given.
     This is one cluster-scaling step of Sinkhorn-Knopp from the posteriors
-    (:func:`sinkhorn_knopp` with ``n_iter=1``), the first step towards balanced clusters.
+    (:func:`sinkhorn_knopp` with ``n_iter=1, start="posterior"``), the first step towards
+    balanced clusters.
 
     Computed in log space (``log P`` by log-sum-exp over the batch), so a cluster whose
     posterior underflows to 0 everywhere is still normalised without NaN.
@@ -255,19 +256,31 @@ def center_normalize(
     return q.to(teacher_logits.dtype)
 
 
-def sinkhorn_knopp(teacher_logits: torch.Tensor, temp: float, n_iter: int = 3) -> torch.Tensor:
-    """Balanced teacher assignment by Sinkhorn-Knopp [SwAV], in log space.
+def sinkhorn_knopp(
+    teacher_logits: torch.Tensor, temp: float, n_iter: int = 3, start: str = "exp"
+) -> torch.Tensor:
+    """Balanced teacher assignment by Sinkhorn-Knopp [SwAV; DINOv2 arXiv 2304.07193], in log
+    space.
 
     Solves ``min_q sum_b KL(q_b || p_b)`` with rows summing to 1 and cluster marginals
     ``(1/B) sum_b q_bk = 1/K``; the solution has the form ``q_bk ∝ p_bk exp(-lambda_k)``
-    (``proofs/balanced_teacher_lagrange.py``). Starts from the posteriors
-    ``p = softmax(z / temp)`` and alternates a cluster scaling (each cluster's column sums to
-    ``B/K``) and a row normalisation (each row sums to 1), ``n_iter`` times. Ending on the row
-    step, rows sum to 1 exactly and the marginals are uniform up to the remaining iterations'
-    error; ``n_iter=1`` is :func:`inverse_prior_normalize`.
+    (``proofs/balanced_teacher_lagrange.py``). From a start matrix it alternates a cluster
+    scaling (each cluster's column sums to ``B/K``) and a row normalisation (each row sums to
+    1), ``n_iter`` times, so rows sum to 1 exactly and the marginals are uniform up to the
+    remaining iterations' error.
+
+    ``start="exp"`` (default) starts from ``exp(z / temp)``: SwAV's Algorithm 1 and DINOv2's
+    ``sinkhorn_knopp_teacher`` (whose global scaling by the total mass and per-step ``1/K``,
+    ``1/B`` factors cancel in the normalisations), to float precision at any ``n_iter``.
+    ``start="posterior"`` starts from the posteriors ``softmax(z / temp)`` (one extra row
+    normalisation), so that one iteration is :func:`inverse_prior_normalize` [KAA]; the two
+    starts have the same limit but differ at a few iterations.
+
+    At the default 3 iterations the marginals are not exactly uniform: the README states the
+    measured error (``tests/test_sinkhorn_fidelity.py`` recomputes it).
 
     Args:
-        teacher_logits: (B, K). temp: > 0. n_iter: >= 1.
+        teacher_logits: (B, K). temp: > 0. n_iter: >= 1. start: ``"exp"`` or ``"posterior"``.
     Returns:
         (B, K), rows sum to 1.
 
@@ -279,14 +292,23 @@ def sinkhorn_knopp(teacher_logits: torch.Tensor, temp: float, n_iter: int = 3) -
     temp = check_positive(temp, "temp")
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    if start not in SINKHORN_STARTS:
+        raise ValueError(f"start must be one of {', '.join(SINKHORN_STARTS)}, got {start!r}")
     with _float32_region(teacher_logits):
-        logq = _log_posterior(teacher_logits, temp)
+        if start == "posterior":
+            logq = _log_posterior(teacher_logits, temp)
+        else:  # exp(z/T) in log space: the column step's log-sum-exp absorbs any overflow
+            logq = teacher_logits.to(_work_dtype(teacher_logits)) / temp
         for i in range(n_iter):
             logq = _batch_log_normalize(logq)
             if i < n_iter - 1:
                 logq = F.log_softmax(logq, dim=-1)
         q = F.softmax(logq, dim=-1)  # the last row step and the exp in one kernel
     return q.to(teacher_logits.dtype)
+
+
+#: where :func:`sinkhorn_knopp` starts: ``exp(z/T)`` (SwAV, DINOv2) or ``softmax(z/T)`` [KAA]
+SINKHORN_STARTS = ("exp", "posterior")
 
 
 def jensen_gap(teacher_logits: torch.Tensor, temp: float) -> torch.Tensor:
@@ -458,7 +480,7 @@ class _Gram(torch.autograd.Function):
         return x @ (grad + grad.T)
 
 
-def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
+def coding_rate(z: torch.Tensor, eps: float, normalize: bool = True) -> torch.Tensor:
     """Coding rate ``R_eps(Z) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z)`` of L2-normalised rows.
 
     [MCR2] arXiv 2006.08558; used as the ``H(Z)`` surrogate in [BITS] and SimDINO
@@ -473,7 +495,9 @@ def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
     (``proofs/coding_rate_bounds.py``).
 
     Args:
-        z: (n, d). eps: > 0, the distortion.
+        z: (n, d). eps: > 0, the distortion. normalize: L2-normalise the rows first
+            (default); ``False`` takes the rows as they are (SimDINO's rate of the average of
+            two unit vectors, which is not unit-norm).
     Returns:
         scalar in nats.
 
@@ -485,7 +509,9 @@ def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
     eps = check_positive(eps, "eps")
     n_local, d = z.shape
     with _float32_region(z):
-        x = F.normalize(z.to(_work_dtype(z)), dim=-1)
+        x = z.to(_work_dtype(z))
+        if normalize:
+            x = F.normalize(x, dim=-1)
         distributed = _dist.world_size() > 1
         n = _dist.global_count(n_local, z.device) if distributed else n_local
         if n == 0:

@@ -52,6 +52,8 @@ def _assert_same(a, b, rtol, atol):
 CASES = [(name, {}) for name in suite.OBJECTIVES] + [
     ("bits", {"targets": "soft", "tau": 0.5}),
     ("sinkhorn", {"n_iter": 5, "teacher_temp": 0.1}),
+    ("sinkhorn", {"start": "posterior"}),
+    ("simdino", {"rate_input": "student", "gamma": 0.01}),
     ("dino", {"center_momentum": 0.5, "student_temp": 0.2}),
 ]
 

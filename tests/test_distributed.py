@@ -26,13 +26,24 @@ CASES = {
     "sinkhorn": ("sinkhorn", {"teacher_temp": 0.3, "n_iter": 4}),
     "bits": ("bits", {}),
     "bits_soft": ("bits", {"targets": "soft", "tau": 0.5}),
-    "simdino": ("simdino", {"gamma": 0.1}),
+    "simdino": ("simdino", {"gamma": 0.1, "rate_input": "student"}),
+    "simdino_default": ("simdino", {}),
+    "sinkhorn_posterior": ("sinkhorn", {"teacher_temp": 0.3, "start": "posterior"}),
 }
 
 
 def batches(step: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(1234 + step)
     return [2 * torch.randn(BATCH, K, generator=gen, dtype=torch.float64) for _ in range(N_VIEWS)]
+
+
+def teacher_batches(step: int) -> list[torch.Tensor]:
+    """The teacher's outputs of the global views: not the student's, so that an objective
+    reading its targets from the student would change the results."""
+    gen = torch.Generator().manual_seed(4321 + step)
+    return [
+        v + torch.randn(v.shape, generator=gen, dtype=v.dtype) for v in batches(step)[:N_TEACHER]
+    ]
 
 
 def run_all(rank: int, world: int) -> dict:
@@ -44,7 +55,8 @@ def run_all(rank: int, world: int) -> dict:
         for step in range(STEPS):
             views = [v[rows] for v in batches(step)]
             student = [v.clone().requires_grad_() for v in views]
-            out = obj(student, [v.clone() for v in views[:N_TEACHER]], epoch=step)
+            teacher = [v[rows] for v in teacher_batches(step)]
+            out = obj(student, teacher, epoch=step)
             out.loss.backward()
             results[f"{case}/{step}/loss"] = out.loss.detach()
             for term, value in out.terms.items():

@@ -22,7 +22,7 @@ SOME = settings(max_examples=20, deadline=None)
 NORMALIZERS = {
     "inverse_prior": lambda z, t: Fn.inverse_prior_normalize(z, t),
     "center": lambda z, t: Fn.center_normalize(z, t),
-    "sinkhorn": lambda z, t: Fn.sinkhorn_knopp(z, t, n_iter=3),
+    "sinkhorn_posterior": lambda z, t: Fn.sinkhorn_knopp(z, t, n_iter=3, start="posterior"),
 }
 
 
@@ -83,6 +83,28 @@ def test_normalised_teacher_rows_sum_to_one_and_ignore_per_sample_shift(name, z,
         z.shape[0], 1, generator=torch.Generator().manual_seed(shift_seed), dtype=z.dtype
     )
     torch.testing.assert_close(normalize(z + 3 * shift, temp), q, atol=1e-9, rtol=1e-7)
+
+
+@FAST
+@given(z=logits(), temp=temps)
+def test_sinkhorn_from_exp_rows_sum_to_one(z, temp):
+    q = Fn.sinkhorn_knopp(z, temp)
+    assert bool((q >= 0).all())
+    close(q.sum(dim=1), np.ones(z.shape[0]), atol=1e-12)
+
+
+@pytest.mark.parametrize("n_iter", [1, 3])
+def test_sinkhorn_from_exp_depends_on_per_sample_shifts_unlike_the_posterior_start(n_iter):
+    """DINOv2's start exp(z/T) scales a sample's row by exp(shift/T) *before* the first
+    cluster scaling, so at a few iterations it is not invariant to a per-sample shift of the
+    logits (only in the limit); the start from the posteriors is."""
+    z = torch.randn(8, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shift = torch.zeros(8, 1, dtype=z.dtype)
+    shift[0] = 2.0
+    for start, invariant in (("exp", False), ("posterior", True)):
+        q = Fn.sinkhorn_knopp(z, 0.5, n_iter, start=start)
+        moved = float((Fn.sinkhorn_knopp(z + shift, 0.5, n_iter, start=start) - q).abs().max())
+        assert (moved < 1e-12) == invariant, (start, moved)
 
 
 @FAST
@@ -184,7 +206,8 @@ def test_sinkhorn_marginals_uniform_after_enough_iterations(z, temp):
 @given(z=logits(), temp=temps)
 def test_sinkhorn_one_iteration_is_inverse_prior_normalize(z, temp):
     torch.testing.assert_close(
-        Fn.sinkhorn_knopp(z, temp, n_iter=1), Fn.inverse_prior_normalize(z, temp)
+        Fn.sinkhorn_knopp(z, temp, n_iter=1, start="posterior"),
+        Fn.inverse_prior_normalize(z, temp),
     )
 
 

@@ -33,6 +33,17 @@ def leaves(views):
     return [v.detach().clone().requires_grad_() for v in views]
 
 
+def distinct_teacher(views, n_teacher, seed):
+    """Teacher outputs of the first ``n_teacher`` views: the student's global views plus an
+    independent perturbation as large as the views, so that an objective taking its targets
+    from the student instead of the teacher fails the numeric comparison."""
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    return [
+        v.detach() + 3 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+        for v in views[:n_teacher]
+    ]
+
+
 # --------------------------------------------------------------------------- DINO reference
 
 
@@ -86,9 +97,10 @@ def test_dino_equals_paper_reference(batch, n_local, temps, epoch):
     ref = PaperDINO(k, 0.1, temps[0], temps[1], warmup, momentum)
     for step in range(2):
         views = make_views(2 + n_local, batch, k, seed=100 * step + batch + n_local)
+        teacher = distinct_teacher(views, 2, seed=step)
         student, ref_student = leaves(views), leaves(views)
-        out = obj(student, [v.clone() for v in views[:2]], epoch=epoch)
-        ref_loss = ref(ref_student, views[:2], epoch)
+        out = obj(student, [v.clone() for v in teacher], epoch=epoch)
+        ref_loss = ref(ref_student, teacher, epoch)
         torch.testing.assert_close(out.loss, ref_loss)
         torch.testing.assert_close(obj.center, ref.center.reshape(-1))
         out.loss.backward()
@@ -136,9 +148,10 @@ def check_against(obj, ref_fn, n_views=4, n_teacher=2, b=6, k=5, seed=0, steps=1
     """obj's loss and student-input gradients equal ref_fn's, step after step."""
     for step in range(steps):
         views = make_views(n_views, b, k, seed + step)
+        teacher = distinct_teacher(views, n_teacher, seed + step)
         student, ref_student = leaves(views), leaves(views)
-        out = obj(student, [v.clone() for v in views[:n_teacher]], **kw)
-        ref_loss = ref_fn(ref_student, [v.clone() for v in views[:n_teacher]])
+        out = obj(student, [v.clone() for v in teacher], **kw)
+        ref_loss = ref_fn(ref_student, [v.clone() for v in teacher])
         torch.testing.assert_close(out.loss, ref_loss)
         out.loss.backward()
         ref_loss.backward()
@@ -182,13 +195,17 @@ def test_kl_inverse_prior_running_prior_equals_reference(n_teacher):
     torch.testing.assert_close(obj.prior, state["prior"])
 
 
+@pytest.mark.parametrize("start", ["exp", "posterior"])
 @pytest.mark.parametrize("n_iter", [1, 3, 10])
-def test_sinkhorn_objective_equals_reference(n_iter):
+def test_sinkhorn_objective_equals_reference(n_iter, start):
+    """``start="exp"`` (default): SwAV / DINOv2 start from exp(z/T); ``"posterior"``: from
+    softmax(z/T)."""
     temp = 0.5
-    obj = build("sinkhorn", n_iter=n_iter, teacher_temp=temp)
+    obj = build("sinkhorn", n_iter=n_iter, teacher_temp=temp, start=start)
 
     def ref(student, teacher):
-        q = torch.softmax(torch.cat(teacher) / temp, dim=1)
+        z = torch.cat(teacher) / temp
+        q = torch.exp(z) if start == "exp" else torch.softmax(z, dim=1)
         b, k = q.shape
         for _ in range(n_iter):
             q = q / q.sum(dim=0) * (b / k)  # every cluster gets B/K of the mass
@@ -233,10 +250,63 @@ def test_bits_default_hyperparameters():
     assert (cfg.beta, cfg.eps, cfg.targets, cfg.tau) == (0.1, 0.5, "hard", 1.0)
 
 
+def ref_cosine_pairs(student, teacher):
+    """SimDINO's compression term: mean cosine similarity over (teacher t, student s != t)."""
+    sims = [
+        F.cosine_similarity(teacher[t], student[s], dim=-1).mean()
+        for t in range(len(teacher))
+        for s in range(len(student))
+        if s != t
+    ]
+    return torch.stack(sims).mean()
+
+
+def simdino_paper_loss(student, teacher, eps=0.5):
+    """SimDINO (arXiv 2502.10385) at its reference defaults, written from the paper: maximise
+    the cosine similarity of student and teacher views and the coding rate
+    ``R = 1/2 logdet(I + d/(n eps) Z^T Z)`` of ``Z = (z_s + z_t)/2`` per global view (the
+    unit-norm head outputs averaged; SimDINO's ``eps`` multiplies as our ``eps^2``), the rate
+    weighted by ``(d + n)/(d n)``. Returns SimDINO's loss ``-cos - w R``."""
+    zs = [F.normalize(v, dim=-1) for v in student]
+    zt = [F.normalize(v.detach(), dim=-1) for v in teacher]
+    n, d = zs[0].shape
+    rates = []
+    for i in range(len(teacher)):
+        z = (zs[i] + zt[i]) / 2
+        rates.append(0.5 * torch.logdet(torch.eye(d, dtype=z.dtype) + d / (n * eps) * z.T @ z))
+    return -ref_cosine_pairs(student, teacher) - (d + n) / (d * n) * torch.stack(rates).mean()
+
+
 @pytest.mark.parametrize(("n_views", "n_teacher"), [(2, 2), (4, 2), (3, 1)])
-def test_simdino_equals_reference(n_views, n_teacher):
+@pytest.mark.parametrize(("b", "k"), [(6, 8), (12, 5)])
+def test_simdino_equals_simdino_loss_at_its_defaults(n_views, n_teacher, b, k):
+    """Our loss is SimDINO's plus the constant 1 (distance ``1 - cos`` for ``-cos``)."""
+    obj = build("simdino")
+    out = check_against(
+        obj,
+        lambda s, t: 1.0 + simdino_paper_loss(s, t),
+        n_views=n_views,
+        n_teacher=n_teacher,
+        b=b,
+        k=k,
+        steps=2,
+    )
+    assert set(out.terms) == {"align", "rate"} and "effective_rank" in out.stats
+    assert math.isclose(float(out.stats["rate_weight"]), (k + b) / (k * b), rel_tol=1e-6)
+
+
+def test_simdino_weight_at_our_sizes_is_simdinos():
+    """0.0117 at the default run's n = 128, d = 256 (the old fixed gamma was 0.01)."""
+    assert math.isclose(build("simdino").rate_weight(128, 256), 0.01171875)
+    assert build("simdino", gamma=0.01).rate_weight(128, 256) == 0.01
+
+
+@pytest.mark.parametrize(("n_views", "n_teacher"), [(2, 2), (4, 2), (3, 1)])
+def test_simdino_student_rate_variant_equals_reference(n_views, n_teacher):
+    """``rate_input="student"`` with a fixed gamma: the variant used before (SimDINO's
+    ``expa_type = 0``)."""
     gamma, eps = 0.05, 0.5
-    obj = build("simdino", gamma=gamma, eps=eps)
+    obj = build("simdino", gamma=gamma, eps=eps, rate_input="student")
 
     def ref(student, teacher):
         pairs = [
@@ -330,10 +400,9 @@ def test_dino_center_follows_the_module_dtype_and_resizes_to_k():
 def test_dino_eval_without_training_uses_zero_center():
     obj = DINO().eval()
     views = make_views(3, 5, 4, seed=4)
-    q = F.softmax(torch.cat(views[:2]) / 0.07, dim=1)
-    torch.testing.assert_close(
-        obj(views, views[:2]).loss, ref_cross_entropy(views, q.chunk(2), 0.1)
-    )
+    teacher = distinct_teacher(views, 2, seed=4)
+    q = F.softmax(torch.cat(teacher) / 0.07, dim=1)
+    torch.testing.assert_close(obj(views, teacher).loss, ref_cross_entropy(views, q.chunk(2), 0.1))
     torch.testing.assert_close(obj.center, torch.zeros(4, dtype=torch.float64))
 
 
@@ -398,7 +467,8 @@ def test_unknown_config_key_names_nearest_valid_key(name, cfg, nearest):
         ("bits", {"tau": 0}, "tau must be"),
         ("bits", {"targets": "fuzzy"}, "targets must be 'hard' or 'soft'"),
         ("simdino", {"eps": 0.0}, "eps must be"),
-        ("simdino", {"gamma": -1}, "gamma must be a number >= 0"),
+        ("simdino", {"gamma": -1}, "gamma must be None .* or a number >= 0"),
+        ("simdino", {"rate_input": "teacher"}, "rate_input must be one of mean, student"),
     ],
 )
 def test_bad_hyperparameters(name, cfg, match):

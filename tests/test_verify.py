@@ -108,7 +108,7 @@ def _without_prior(teacher_logits, temp, prior=None):
     return torch.softmax(teacher_logits / temp, -1)
 
 
-def _sinkhorn_column_last(teacher_logits, temp, n_iter=3):
+def _sinkhorn_column_last(teacher_logits, temp, n_iter=3, start="exp"):
     logq = torch.log_softmax(teacher_logits / temp, -1)
     for _ in range(n_iter):
         logq = logq - torch.logsumexp(logq, -1, keepdim=True)

@@ -28,9 +28,10 @@ class BitsConfig:
         beta: 0.1, the coding-rate weight the BITS paper finds best (arXiv 2602.09764,
             beta ablation: 0.05, 0.1, 0.2, 0.5). Scale: the BCE term is the message's
             cross-entropy in nats, summed over bits and averaged over samples and pairs.
-        eps: 0.5, the coding-rate distortion. The BITS paper's value is not available to
-            us; 0.5 is SimDINO's (arXiv 2502.10385), the coding-rate objective BITS compares
-            against.
+        eps: 0.5, the coding-rate distortion ``eps`` (``d / (n eps^2)`` in the rate). The BITS
+            paper's value is not available to us; 0.5 is our choice. (SimDINO's ``eps = 0.5``,
+            arXiv 2502.10385, enters its rate as ``d / (n eps)``: it is our ``eps^2``, i.e.
+            ``eps = sqrt(0.5)``, the default of ``simdino``.)
         targets: ``"hard"`` (default, the paper's choice: MAP bits) or ``"soft"``
             (``sigmoid(a / tau)``, the paper's ablation, which it reports collapses at tau=1).
         tau: temperature of soft targets.
@@ -55,6 +56,13 @@ class BITS(Objective):
 
     Terms: ``bce`` (mean over view pairs), ``rate`` (mean over the student's global views of
     ``coding_rate``); ``loss = bce - beta * rate``. Stats describe the teacher's message.
+
+    Equals the BITS loss as the paper states it (arXiv 2602.09764: BCE on the teacher's MAP
+    bits, minus ``beta`` times the coding rate of the student's L2-normalised
+    pre-binarisation logits): ``tests/test_objectives.py::test_bits_equals_bce_minus_beta_rate``.
+    Deliberate differences: every view pair except a view with itself (the paper's two-view
+    symmetric BCE extended to multi-crop); ``eps`` is our choice (see :class:`BitsConfig`);
+    ``targets="soft"`` is the paper's ablation.
 
     >>> torch.manual_seed(0) and None
     >>> obj = BITS()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sslobjectives.objectives import build, get, nearest_key
+from sslobjectives.train.clipping import CLIP_MODES
 
 
 class InvalidRunConfig(ValueError):
@@ -44,7 +45,12 @@ class RunConfig:
             ``epochs = 0`` (only with ``init_from``) evaluates the loaded weights.
         lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
         weight_decay, weight_decay_end: cosine weight-decay schedule (DINO).
-        clip_grad: max gradient norm (0 disables).
+        clip_grad: max gradient norm, per parameter or global (``clip_mode``); 0 disables.
+        clip_mode: ``"per_param"`` (default): DINO's clipping (arXiv 2104.14294,
+            ``clip_gradients``), each parameter tensor's gradient clipped to norm
+            ``clip_grad`` on its own, as DINO's and SimDINO's reference code train;
+            ``"global"``: one norm over all gradients together
+            (``torch.nn.utils.clip_grad_norm_``), this project's clipping before.
         momentum_base, momentum_final: EMA teacher momentum, cosine schedule.
         freeze_last_layer_epochs: keep the prototype layer fixed for the first epochs (DINO).
         reset_period, reset_teacher: projection-head reset schedule (BITS); None = never.
@@ -87,6 +93,7 @@ class RunConfig:
     weight_decay: float = 0.04
     weight_decay_end: float = 0.1
     clip_grad: float = 3.0
+    clip_mode: str = "per_param"
     momentum_base: float = 0.99
     momentum_final: float = 1.0
     freeze_last_layer_epochs: int = 1
@@ -135,6 +142,11 @@ class RunConfig:
             out.append(f"n_local must be >= 0, got {self.n_local}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             out.append(f"lr must be > 0, got {self.lr}")
+        if self.clip_mode not in CLIP_MODES:
+            out.append(
+                f"clip_mode must be one of {', '.join(CLIP_MODES)}, got {self.clip_mode!r}"
+                f"{nearest_key(self.clip_mode, CLIP_MODES)}"
+            )
         if not 0 <= self.momentum_base <= self.momentum_final <= 1:
             out.append("need 0 <= momentum_base <= momentum_final <= 1")
         if self.reset_period is not None and self.reset_period < 1:

@@ -37,6 +37,7 @@ from sslobjectives.eval import run as evaluation
 from sslobjectives.models import EMATeacher, ResetSchedule, Student, build_student
 from sslobjectives.objectives import build, get
 from sslobjectives.schedules import RunSchedules
+from sslobjectives.train.clipping import clip_gradients
 from sslobjectives.train.config import RunConfig
 from sslobjectives.train.rundir import (  # noqa: F401  (re-exported: the trainer's old names)
     CHECKPOINT_FILE,
@@ -317,7 +318,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad > 0:
-                nn.utils.clip_grad_norm_(self.student.parameters(), cfg.clip_grad)
+                clip_gradients(self.student.parameters(), cfg.clip_grad, cfg.clip_mode)
             if self.schedules.freeze_last_layer(epoch):
                 self.student.head.freeze_last_layer()
             self.optimizer.step()

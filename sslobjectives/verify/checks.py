@@ -76,16 +76,17 @@ def _check_cross_entropy(seed: int, out: Numeric) -> None:
 
 
 def balanced_teacher_errors(z: torch.Tensor, temp: float, n_iter: int) -> float:
-    """One Sinkhorn step = inverse-prior normalisation = ``(p/P)/sum(p/P)``; every iterate has
-    the form ``log q_bk - log p_bk = -lambda_k - c_b`` (zero double-centred residual)."""
+    """One Sinkhorn step from the posteriors (``start="posterior"``) = inverse-prior
+    normalisation = ``(p/P)/sum(p/P)``; every iterate has the form
+    ``log q_bk - log p_bk = -lambda_k - c_b`` (zero double-centred residual)."""
     logp = _log_softmax(_n(z) / temp)
     log_prior = _logsumexp(logp, 0) - math.log(logp.shape[0])
     expected = _softmax(logp - log_prior)
     err = max(
-        _rel(_n(F.sinkhorn_knopp(z, temp, n_iter=1)), expected),
+        _rel(_n(F.sinkhorn_knopp(z, temp, n_iter=1, start="posterior")), expected),
         _rel(_n(F.inverse_prior_normalize(z, temp)), expected),
     )
-    q = _n(F.sinkhorn_knopp(z, temp, n_iter=n_iter))
+    q = _n(F.sinkhorn_knopp(z, temp, n_iter=n_iter, start="posterior"))
     err = max(err, _rel(q.sum(1), np.ones(q.shape[0])))
     if q.min() > 1e-250 and logp.min() > -500:
         m = np.log(q) - logp
@@ -102,7 +103,8 @@ def _check_balanced(seed: int, out: Numeric) -> None:
         out.record(balanced_teacher_errors(z, temp, n_iter), f"{label} n_iter={n_iter}")
         b, k = z.shape
         if b >= 16 and temp == 1.0 and label.startswith(("gaussian", "cosine")):
-            q = _n(F.sinkhorn_knopp(z, temp, n_iter=200))  # converged: balanced marginals
+            # converged: balanced marginals
+            q = _n(F.sinkhorn_knopp(z, temp, n_iter=200, start="posterior"))
             resid = float(np.abs(q.mean(0) - 1.0 / k).max() * k)
             worst_marginal = max(worst_marginal, resid)
             out.record(resid, f"{label} marginals after 200 iterations")
