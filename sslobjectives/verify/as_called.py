@@ -50,8 +50,9 @@ so the errors are rounding errors (tolerance 1e-9, as for the functions).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -64,7 +65,6 @@ from sslobjectives.verify.references import (
     _rel,
     _softmax,
     _t,
-    _xlogy,
 )
 from sslobjectives.verify.results import Numeric
 
@@ -217,25 +217,43 @@ def _cluster_runs(seed: int, configs: list[tuple[str, dict]]) -> Iterator[tuple]
     """Runs of a few steps each: every config over batch sizes, cluster counts, multi-crop."""
     rng = np.random.default_rng(seed)
     for name, cfg in configs:
-        for batch in (1, 7, 48):
-            for k in (2, 65):
-                for n_views in (2, 4):
-                    scale = float(rng.choice([0.3, 1.0, 3.0]))
-                    run = _ClusterRun(name, cfg)
-                    length = cfg.get("warmup_teacher_temp_epochs", 30)
-                    label = f"{name} {cfg} B={batch} K={k} views={n_views}"
-                    steps = []
-                    for frac in _EPOCHS:
-                        steps.append((frac * length, *_views(rng, n_views, batch, k, scale)))
-                    yield run, label, steps
+        for i, (batch, k) in enumerate((b, k) for b in (1, 7, 48) for k in (2, 65)):
+            n_views = (2, 4)[i % 2]  # two global crops alone, and with two local crops
+            scale = float(rng.choice([0.3, 1.0, 3.0]))
+            run = _ClusterRun(name, cfg)
+            length = cfg.get("warmup_teacher_temp_epochs", 30)
+            label = f"{name} {cfg} B={batch} K={k} views={n_views}"
+            steps = [(f * length, *_views(rng, n_views, batch, k, scale)) for f in _EPOCHS]
+            yield run, label, steps
 
 
-_SCHEDULES = ({}, {"warmup_teacher_temp": 0.1, "teacher_temp": 0.3, "warmup_teacher_temp_epochs": 2})
+_SCHEDULES = (
+    {},
+    {"warmup_teacher_temp": 0.1, "teacher_temp": 0.3, "warmup_teacher_temp_epochs": 2},
+)
+
+
+def _through(what: str) -> Callable:
+    """Counts a check's calls of the objectives in a note of the claim's report."""
+
+    def wrap(check: Callable[[int, Numeric], None]) -> Callable[[int, Numeric], None]:
+        @functools.wraps(check)
+        def run(seed: int, out: Numeric) -> None:
+            before = out.cases
+            check(seed, out)
+            out.notes.append(
+                f"objectives as the trainer calls them: {out.cases - before} calls of {what}"
+            )
+
+        return run
+
+    return wrap
 
 
 # --------------------------------------------------------------------------- claims 1-4
 
 
+@_through("dino, kl_inverse_prior, sinkhorn (loss and gradients; targets read back)")
 def check_cross_entropy(seed: int, out: Numeric) -> None:
     """Claim 1 through ``dino``, ``kl_inverse_prior`` and ``sinkhorn``: the loss and every
     gradient are those of the cross-entropy with the target the objective used."""
@@ -253,9 +271,7 @@ def check_cross_entropy(seed: int, out: Numeric) -> None:
             e = f"{label} epoch={epoch:g}"
             out.record(_rel(loss, ref_loss), f"{e} loss = mean of H(q) + KL(q || p_s) over pairs")
             # the local views (2, 3) were not used to read the targets back: a free check
-            out.record(
-                max(_rel(grads[j], ref_grads[j]) for j in range(len(student))), f"{e} grad"
-            )
+            out.record(max(_rel(grads[j], ref_grads[j]) for j in range(len(student))), f"{e} grad")
             for q in targets:
                 out.record(_rel(q.sum(1), np.ones(len(q))), f"{e} target rows sum to 1")
                 out.record(max(0.0, -float(q.min())), f"{e} target >= 0")
@@ -263,6 +279,10 @@ def check_cross_entropy(seed: int, out: Numeric) -> None:
             out.cases += 1
 
 
+@_through(
+    "kl_inverse_prior (batch, running prior) and sinkhorn (posterior start, 1 and 3 iterations; "
+    "exp start), epochs through the teacher-temperature warm-up"
+)
 def check_balanced(seed: int, out: Numeric) -> None:
     """Claim 2 through ``kl_inverse_prior`` (batch and running prior) and ``sinkhorn``
     (posterior start: one iteration = inverse prior, more = Sinkhorn; default exp start)."""
@@ -304,6 +324,9 @@ def _dino_runs(seed: int, out: Numeric, claim: int) -> None:
                 out.cases += 1
 
 
+@_through(
+    "dino (running centre, its update, eval mode; m = 0 batch centre), epochs through the warm-up"
+)
 def check_jensen(seed: int, out: Numeric) -> None:
     """Claim 3 through ``dino``: target with the centre from before the step, the centre's
     update, none in eval mode, and the Jensen form of the batch-centred teacher."""
@@ -317,6 +340,7 @@ def check_jensen(seed: int, out: Numeric) -> None:
     _dino_runs(seed, out, claim=3)
 
 
+@_through("dino (m = 0, the batch seen twice)")
 def check_geometric(seed: int, out: Numeric) -> None:
     """Claim 4 through ``dino``: the batch-centred teacher is the geometric-mean one."""
     _dino_runs(seed, out, claim=4)
@@ -329,11 +353,17 @@ def _binary_views(rng: np.random.Generator, batch: int, dim: int, scale: float):
     return _views(rng, int(rng.choice([2, 4])), batch, dim, scale)
 
 
+@_through("bits (hard targets; soft targets at two tau)")
 def check_bits_targets(seed: int, out: Numeric) -> None:
     """Claim 5 through ``bits`` (rate weight 0, so the gradient is the BCE's): hard targets
     are the MAP bits, soft ones ``sigmoid(a/tau)``; the loss is their mean BCE."""
     rng = np.random.default_rng(seed + 15)
-    for cfg in ({}, {"targets": "hard", "eps": 0.2}, {"targets": "soft"}, {"targets": "soft", "tau": 0.3}):
+    for cfg in (
+        {},
+        {"targets": "hard", "eps": 0.2},
+        {"targets": "soft"},
+        {"targets": "soft", "tau": 0.3},
+    ):
         for batch in (1, 7, 48):
             for dim in (1, 16, 64):
                 student, teacher = _binary_views(rng, batch, dim, float(rng.choice([0.01, 1, 5])))
@@ -349,7 +379,9 @@ def check_bits_targets(seed: int, out: Numeric) -> None:
                 factor = batch * len(pairs)
                 sig = [1 / (1 + np.exp(-s)) for s in student]
                 got = [sig[1 - t] - grads[1 - t] * factor for t in range(N_TEACHER)]
-                out.record(max(_rel(g, r) for g, r in zip(got, ref, strict=True)), f"{label} targets")
+                out.record(
+                    max(_rel(g, r) for g, r in zip(got, ref, strict=True)), f"{label} targets"
+                )
                 ref_loss = np.mean(
                     [
                         float((np.logaddexp(0, student[j]) - ref[t] * student[j]).sum(1).mean())
@@ -360,7 +392,9 @@ def check_bits_targets(seed: int, out: Numeric) -> None:
                 for j, t in pairs:
                     ref_grads[j] += (sig[j] - ref[t]) / factor
                 out.record(_rel(loss, ref_loss), f"{label} loss")
-                out.record(max(_rel(g, r) for g, r in zip(grads, ref_grads, strict=True)), f"{label} grad")
+                out.record(
+                    max(_rel(g, r) for g, r in zip(grads, ref_grads, strict=True)), f"{label} grad"
+                )
                 out.record(leak, f"{label} gradient reaching the teacher")
                 out.cases += 1
 
@@ -405,6 +439,7 @@ def _rate_term(name: str, cfg: dict, student, teacher) -> tuple[float, list[np.n
     return -weight * float(np.mean(rates)), [-weight * g for g in grads]
 
 
+@_through("bits and simdino (SimDINO's defaults, the student-rate variant), each with weight 0")
 def check_rate_terms(seed: int, out: Numeric) -> None:
     """Claim 6 through ``bits`` and ``simdino``: loss minus the loss at weight 0 is minus the
     weighted rate of the right input, in value and gradient."""
@@ -422,10 +457,15 @@ def check_rate_terms(seed: int, out: Numeric) -> None:
                 student, teacher = _binary_views(rng, batch, dim, float(rng.choice([0.1, 1, 4])))
                 label = f"{name} {cfg} B={batch} D={dim} views={len(student)}"
                 loss, grads, leak = _call(build(name, **cfg), student, teacher, epoch=2.0)
-                loss0, grads0, _ = _call(build(name, **{**cfg, weight_key: 0.0}), student, teacher, 2.0)
+                loss0, grads0, _ = _call(
+                    build(name, **{**cfg, weight_key: 0.0}), student, teacher, 2.0
+                )
                 term, term_grads = _rate_term(name, cfg, student, teacher)
                 out.record(_rel(loss - loss0, term), f"{label} rate term")
                 diff = [g - g0 for g, g0 in zip(grads, grads0, strict=True)]
-                out.record(max(_rel(g, r) for g, r in zip(diff, term_grads, strict=True)), f"{label} rate gradient")
+                out.record(
+                    max(_rel(g, r) for g, r in zip(diff, term_grads, strict=True)),
+                    f"{label} rate gradient",
+                )
                 out.record(leak, f"{label} gradient reaching the teacher")
                 out.cases += 1

@@ -69,12 +69,16 @@ CLAIMS: tuple[ClaimCheck, ...] = (
     ClaimCheck(
         "cross_entropy_kl", _guard(_check_cross_entropy, 1e-9, as_called.check_cross_entropy)
     ),
-    ClaimCheck("balanced_teacher_lagrange", _guard(_check_balanced, 1e-9, as_called.check_balanced)),
+    ClaimCheck(
+        "balanced_teacher_lagrange", _guard(_check_balanced, 1e-9, as_called.check_balanced)
+    ),
     ClaimCheck("jensen_centering", _guard(_check_jensen, 1e-9, as_called.check_jensen)),
     ClaimCheck(
         "centering_geometric_mean", _guard(_check_geometric, 1e-9, as_called.check_geometric)
     ),
-    ClaimCheck("map_decoding_bce_bound", _guard(_check_map_bce, 1e-9, as_called.check_bits_targets)),
+    ClaimCheck(
+        "map_decoding_bce_bound", _guard(_check_map_bce, 1e-9, as_called.check_bits_targets)
+    ),
     ClaimCheck("coding_rate_bounds", _guard(_check_coding_rate, 1e-9, as_called.check_rate_terms)),
     # bit_marginal_entropy works in float32
     ClaimCheck("channel_capacity", _guard(_check_channel, 1e-5)),
