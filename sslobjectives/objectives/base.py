@@ -11,16 +11,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from sslobjectives import _dist
 from sslobjectives.functional import check_positive
 
 
-@dataclass
 class LossOutput:
     """What an objective returns.
 
@@ -28,15 +29,51 @@ class LossOutput:
         loss: scalar to back-propagate.
         terms: named scalar parts of the loss (e.g. ``bce``, ``rate``), not detached.
         stats: detached diagnostics (marginal entropy, Jensen gap, bit usage ...), empty when
-            the objective was called with ``stats=False``.
+            the objective was called with ``stats=False``. An objective may hand over a
+            function of detached tensors instead of the dict (the default call does): it runs
+            under ``no_grad`` the first time ``stats`` is read, so a caller that never reads
+            them never pays for them.
+
+    >>> out = LossOutput(torch.tensor(1.0), stats=lambda: {"x": torch.tensor(2.0)})
+    >>> out.stats_pending, float(out.stats["x"]), out.stats_pending
+    (True, 2.0, False)
     """
 
-    loss: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    def __init__(
+        self,
+        loss: torch.Tensor,
+        terms: dict[str, torch.Tensor] | None = None,
+        stats: dict[str, torch.Tensor] | Callable[[], dict[str, torch.Tensor]] | None = None,
+    ):
+        self.loss = loss
+        self.terms = dict(terms or {})
+        self.stats = stats if stats is not None else {}
+
+    @property
+    def stats(self) -> dict[str, torch.Tensor]:
+        if callable(self._stats):
+            compute, self._stats = self._stats, {}
+            with torch.no_grad():
+                self._stats = dict(compute())
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: dict[str, torch.Tensor] | Callable[[], dict]) -> None:
+        self._stats = value if callable(value) else dict(value)
+
+    @property
+    def stats_pending(self) -> bool:
+        """True while the diagnostics are a deferred function not yet run."""
+        return callable(self._stats)
+
+    def __repr__(self) -> str:
+        stats = "<deferred>" if self.stats_pending else self._stats
+        return f"LossOutput(loss={self.loss!r}, terms={self.terms!r}, stats={stats!r})"
 
     def scalars(self) -> dict[str, float]:
-        """Loss, terms and stats as plain floats (one host sync), for logs and JSON."""
+        """Loss, terms and stats as plain floats (one host sync), for logs and JSON.
+
+        Reads ``stats``, so deferred diagnostics are computed here."""
         out = {"loss": float(self.loss.detach())}
         out.update({k: float(v.detach()) for k, v in self.terms.items()})
         out.update({k: float(v) for k, v in self.stats.items()})
@@ -160,10 +197,27 @@ class Objective(nn.Module):
         student: list[torch.Tensor],
         teacher: list[torch.Tensor],
         epoch: float | None = None,
-        stats: bool = True,
+        stats: bool | None = None,
     ) -> LossOutput:
+        """Loss, terms and diagnostics of one multi-crop batch.
+
+        ``stats``: ``None`` (default) defers the diagnostics until ``out.stats`` is first
+        read, so a training loop that only back-propagates ``out.loss`` does not compute
+        them; ``True`` computes them in this call (the trainer, on the steps it logs);
+        ``False`` leaves them out. Deferred and eager diagnostics are the same numbers: both
+        are computed from the detached tensors of this call (so read them before changing
+        those tensors in place). Two cases compute them in the call even when deferred:
+        under ``torch.distributed`` they contain collectives, which every rank must enter
+        together (a read on one rank only would hang), and under ``torch.compile`` a graph
+        returns tensors, not functions.
+        """
         student, teacher = check_views(student, teacher)
-        out = self.compute(student, teacher, epoch, stats)
+        want = stats is None or bool(stats)
+        out = self.compute(student, teacher, epoch, want)
+        if not want:
+            out.stats = {}
+        elif stats or torch.compiler.is_compiling() or _dist.world_size() > 1:
+            _ = out.stats  # run a deferred computation now
         if not torch.compiler.is_compiling():
             self._check_finite(out, student, teacher)
         return out
@@ -171,6 +225,9 @@ class Objective(nn.Module):
     def compute(
         self, student: list, teacher: list, epoch: float | None, stats: bool
     ) -> LossOutput:  # pragma: no cover - abstract
+        """The loss of validated views. When ``stats`` is true, set ``out.stats`` to a dict
+        or, better, to a function of *detached* tensors returning it: :meth:`forward` runs it
+        at once when the caller asked for ``stats=True`` and defers it otherwise."""
         raise NotImplementedError
 
     def _check_finite(

@@ -83,7 +83,12 @@ class BITS(Objective):
         rate = torch.stack([Fn.coding_rate(s, cfg.eps) for s in student[: len(teacher)]]).mean()
         out = LossOutput(loss=bce - cfg.beta * rate, terms={"bce": bce, "rate": rate})
         if stats:
-            # of the joined batch: every process's rows, view by view
-            bits = torch.cat([_dist.gather_rows(Fn.binary_message(t.detach())) for t in teacher])
-            out.stats.update(diagnostics.bit_stats(bits))
+            out.stats = lambda: self.diagnostics([t.detach() for t in teacher])
         return out
+
+    @staticmethod
+    def diagnostics(teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Bit usage of the teacher's message over the joined batch (every process's rows,
+        view by view)."""
+        bits = torch.cat([_dist.gather_rows(Fn.binary_message(t)) for t in teacher])
+        return diagnostics.bit_stats(bits)

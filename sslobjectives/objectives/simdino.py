@@ -57,7 +57,12 @@ class SimDINO(Objective):
         rate = torch.stack([Fn.coding_rate(v, cfg.eps) for v in student[: len(teacher)]]).mean()
         out = LossOutput(loss=align - cfg.gamma * rate, terms={"align": align, "rate": rate})
         if stats:
-            # of the joined batch: every process's rows, view by view
-            embeddings = torch.cat([_dist.gather_rows(v.detach()) for v in teacher])
-            out.stats["effective_rank"] = diagnostics.effective_rank(embeddings)
+            out.stats = lambda: _stats([v.detach() for v in teacher])
         return out
+
+
+def _stats(teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Effective rank of the teacher embeddings of the joined batch (every process's rows,
+    view by view)."""
+    embeddings = torch.cat([_dist.gather_rows(v) for v in teacher])
+    return {"effective_rank": diagnostics.effective_rank(embeddings)}
