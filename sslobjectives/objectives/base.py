@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -95,13 +97,84 @@ def nearest_key(key: str, valid: list[str] | tuple[str, ...]) -> str:
 
 
 def make_config(cls: type, name: str, cfg: dict[str, Any]) -> Any:
-    """Build the frozen dataclass ``cls`` from ``cfg``; unknown keys name the nearest valid."""
+    """Build the frozen dataclass ``cls`` from ``cfg``; unknown keys name the nearest valid.
+
+    The values are checked by :func:`check_config_values` (also for a plug-in's Config
+    that does not call it itself), then by the Config's own range checks."""
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in cfg if k not in valid]
     if unknown:
         problems = "; ".join(f"unknown key {k!r}{nearest_key(k, valid)}" for k in unknown)
         raise ValueError(f"objective {name!r}: {problems}. Valid keys: {', '.join(valid)}")
+    problems = value_problems(cls, cfg)
+    if problems:
+        raise ValueError(f"objective {name!r}: {'; '.join(problems)}")
     return cls(**cfg)
+
+
+def _allowed_types(hint: Any) -> tuple[type, ...]:
+    """Runtime types of an annotation (``float | None`` -> ``(float, NoneType)``)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = typing.get_args(hint)
+    else:
+        args = (hint,)
+    return tuple(
+        typing.get_origin(a) or a for a in args if isinstance(a, type) or typing.get_origin(a)
+    )
+
+
+def describe_types(allowed: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
+    return " or ".join(names.get(t, "None" if t is type(None) else t.__name__) for t in allowed)
+
+
+def value_problem(key: str, value: Any, allowed: tuple[type, ...]) -> str | None:
+    """Why ``value`` does not fit the annotation types ``allowed`` of ``key``, or None.
+
+    ``true``/``false`` are not numbers, an integer is a valid float, a float is not an
+    integer, and a float must be finite (NaN would slip through every ``<`` range check).
+
+    >>> value_problem("beta", True, (float,))
+    'beta must be a finite number, got True'
+    >>> value_problem("clip_grad", float("nan"), (float,))
+    'clip_grad must be a finite number, got nan'
+    >>> value_problem("n_iter", 3, (int,)) is None
+    True
+    """
+    if not allowed:
+        return None
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if not ok and float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        ok = False
+    if ok:
+        return None
+    return f"{key} must be {describe_types(allowed)}, got {value!r}"
+
+
+def value_problems(cls: type, values: dict[str, Any]) -> list[str]:
+    """Type and finiteness problems of ``values`` for the dataclass ``cls``'s annotations."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # a plug-in's unresolvable annotation: its own checks decide
+        return []
+    out = []
+    for key, value in values.items():
+        if key in hints:
+            problem = value_problem(key, value, _allowed_types(hints[key]))
+            if problem:
+                out.append(problem)
+    return out
+
+
+def check_config_values(config: Any) -> None:
+    """Raise ``ValueError`` naming every field of the dataclass ``config`` whose value has
+    the wrong type or is not finite (call it first in a Config's ``__post_init__``)."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    problems = value_problems(type(config), values)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -122,6 +195,7 @@ class TeacherTempSchedule:
     warmup_epochs: float = 30
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         check_positive(self.warmup_teacher_temp, "warmup_teacher_temp")
         check_positive(self.teacher_temp, "teacher_temp")
         if self.warmup_epochs < 0:

@@ -17,7 +17,7 @@ import torch
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import LossOutput, Objective
+from sslobjectives.objectives.base import LossOutput, Objective, check_config_values
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class BitsConfig:
     tau: float = 1.0
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         if not isinstance(self.beta, (int, float)) or self.beta < 0:
             raise ValueError(f"beta must be a number >= 0, got {self.beta!r}")
         Fn.check_positive(self.eps, "eps")

@@ -22,7 +22,12 @@ import torch
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import LossOutput, Objective, TeacherTempSchedule
+from sslobjectives.objectives.base import (
+    LossOutput,
+    Objective,
+    check_config_values,
+    TeacherTempSchedule,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class ClusterConfig:
     warmup_teacher_temp_epochs: float = 30
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         Fn.check_positive(self.student_temp, "student_temp")
         _ = self.schedule  # constructing it validates the temperatures
 

@@ -13,7 +13,7 @@ import torch
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import LossOutput, Objective
+from sslobjectives.objectives.base import LossOutput, Objective, check_config_values
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class SimDinoConfig:
     eps: float = 0.5
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         if not isinstance(self.gamma, (int, float)) or self.gamma < 0:
             raise ValueError(f"gamma must be a number >= 0, got {self.gamma!r}")
         Fn.check_positive(self.eps, "eps")
