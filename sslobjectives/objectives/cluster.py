@@ -25,8 +25,8 @@ from sslobjectives import functional as Fn
 from sslobjectives.objectives.base import (
     LossOutput,
     Objective,
-    check_config_values,
     TeacherTempSchedule,
+    check_config_values,
 )
 
 
