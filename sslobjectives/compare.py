@@ -74,7 +74,7 @@ def apply_overrides(
                 raise ValueError(f"--set: unknown setting {key!r}{nearest_key(key, run_keys)}")
             base[key] = value
             continue
-        target, sub = key.split(".", 1)
+        target, sub = key.rsplit(".", 1)  # config keys have no dot; module paths may
         hit = False
         for i, m in enumerate(methods):
             if target in (m.objective, m.label):

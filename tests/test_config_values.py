@@ -110,3 +110,23 @@ def test_defaults_and_their_run_ids_are_unchanged_by_the_checks(name):
 def test_default_run_id_is_pinned():
     # computed before the value checks existed: valid configs keep their ids
     assert RunConfig().run_id == "97ebcd41d2f7"
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ("clip_grad=NaN", "clip_grad"),
+        ("min_lr=-1e-5", "min_lr"),
+        ("weight_decay=NaN", "weight_decay"),
+        ("collapse_rank=NaN", "collapse_rank"),
+        ("bits.beta=true", "beta"),
+    ],
+)
+def test_cli_overrides_are_refused_before_any_run(setting, key, tmp_path, capsys):
+    from sslobjectives.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "--set", setting, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert key in err and "Traceback" not in err
+    assert not (out / "runs").exists()

@@ -6,10 +6,13 @@ and ``sslobj verify --objective`` without editing this package; so is ``module:C
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 from sslobjectives.cli import main
@@ -197,3 +200,45 @@ def test_contract_checks_pass_for_a_good_plugin_and_name_what_a_bad_one_breaks(p
 def test_builtins_pass_the_contract_checks(name):
     checks = check_objective(name)
     assert len(checks) == 6 and all(c.passed for c in checks), checks
+
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _readme_block(lang: str, first_line: str) -> str:
+    blocks = re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+    (block,) = [b for b in blocks if b.startswith(first_line)]
+    return block
+
+
+def test_readme_plugin_example_works_as_written(tmp_path, monkeypatch, capsys):
+    """The README's module, its commands and its entry-point table, as written there."""
+    module = _readme_block("python", "# my_losses.py")
+    (tmp_path / "my_losses.py").write_text(module)
+    monkeypatch.chdir(tmp_path)  # "in the current directory"
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    commands = _readme_block("bash", "sslobj verify --objective my_losses:Cosine")
+    argv = [line.split("#")[0].split()[1:] for line in commands.strip().splitlines()]
+    assert [a[0] for a in argv] == ["verify", "demo", "compare"]
+    assert main(argv[0]) == 0
+    assert "6/6 checks pass" in capsys.readouterr().out
+    assert main(argv[1]) == 0
+    assert "teacher_norm" in capsys.readouterr().out
+    methods = select_methods(default_methods(1), argv[2][argv[2].index("--objectives") + 1 :][:2])
+    from sslobjectives.compare import apply_overrides
+
+    _, methods = apply_overrides({}, methods, [argv[2][-1]])
+    assert methods[0].objective == "my_losses:Cosine"
+    assert methods[0].objective_cfg == {"weight": 0.5}
+    table = tomllib.loads(_readme_block("toml", "[project.entry-points"))
+    (group,) = table["project"]["entry-points"].items()
+    site = tmp_path / "site"
+    dist = site / "my_losses-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-losses\nVersion: 0.1\n")
+    lines = [f"{k} = {v}" for k, v in group[1].items()]
+    (dist / "entry_points.txt").write_text(f"[{group[0]}]\n" + "\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "cosine" in names()
+    assert type(build("cosine", weight=2.0)).__name__ == "Cosine"
+    sys.modules.pop("my_losses", None)
