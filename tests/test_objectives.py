@@ -316,6 +316,20 @@ def test_deferred_diagnostics_equal_the_eager_ones_of_the_same_call(name):
             assert torch.equal(out.stats[key], value), key
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_compiled_default_call_returns_deferred_diagnostics(name):
+    torch._dynamo.reset()
+    views = make_views(3, 6, 5, seed=6, dtype=torch.float32)
+    compiled = torch.compile(build(name), fullgraph=True, backend="eager")
+    out = compiled(views, views[:2], epoch=1)
+    eager = build(name)(views, views[:2], epoch=1, stats=True)
+    assert out.stats_pending
+    assert torch.allclose(out.loss, eager.loss)
+    assert out.stats.keys() == eager.stats.keys()
+    for key, value in eager.stats.items():
+        assert torch.allclose(out.stats[key], value), key
+
+
 @pytest.mark.parametrize("shape", [(4, 4), (2, 2), (8, 16), (16, 256), (1, 3)])
 @pytest.mark.parametrize("scale", [6e-8, 3e-7, 1e-6, 1e-5])
 def test_simdino_float16_tiny_inputs_finite_loss_and_gradients(shape, scale):

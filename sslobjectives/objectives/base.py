@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -153,16 +154,24 @@ def value_problem(key: str, value: Any, allowed: tuple[type, ...]) -> str | None
     return f"{key} must be {describe_types(allowed)}, got {value!r}"
 
 
-def value_problems(cls: type, values: dict[str, Any]) -> list[str]:
-    """Type and finiteness problems of ``values`` for the dataclass ``cls``'s annotations."""
+@functools.cache
+def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
+    """Allowed runtime types per annotated field of ``cls``, resolved once per class (the
+    teacher-temperature schedule is rebuilt on every call of a clustering objective)."""
     try:
         hints = typing.get_type_hints(cls)
     except Exception:  # a plug-in's unresolvable annotation: its own checks decide
-        return []
+        return {}
+    return {key: _allowed_types(hint) for key, hint in hints.items()}
+
+
+def value_problems(cls: type, values: dict[str, Any]) -> list[str]:
+    """Type and finiteness problems of ``values`` for the dataclass ``cls``'s annotations."""
+    types_of = _field_types(cls)
     out = []
     for key, value in values.items():
-        if key in hints:
-            problem = value_problem(key, value, _allowed_types(hints[key]))
+        if key in types_of:
+            problem = value_problem(key, value, types_of[key])
             if problem:
                 out.append(problem)
     return out
@@ -170,7 +179,12 @@ def value_problems(cls: type, values: dict[str, Any]) -> list[str]:
 
 def check_config_values(config: Any) -> None:
     """Raise ``ValueError`` naming every field of the dataclass ``config`` whose value has
-    the wrong type or is not finite (call it first in a Config's ``__post_init__``)."""
+    the wrong type or is not finite (call it first in a Config's ``__post_init__``).
+
+    Skipped while ``torch.compile`` traces: a config built inside a compiled call (the
+    teacher-temperature schedule) derives from one already checked when it was built."""
+    if torch.compiler.is_compiling():
+        return
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     problems = value_problems(type(config), values)
     if problems:
@@ -280,17 +294,18 @@ class Objective(nn.Module):
         them; ``True`` computes them in this call (the trainer, on the steps it logs);
         ``False`` leaves them out. Deferred and eager diagnostics are the same numbers: both
         are computed from the detached tensors of this call (so read them before changing
-        those tensors in place). Two cases compute them in the call even when deferred:
-        under ``torch.distributed`` they contain collectives, which every rank must enter
-        together (a read on one rank only would hang), and under ``torch.compile`` a graph
-        returns tensors, not functions.
+        those tensors in place). Under ``torch.distributed`` they are computed in the call
+        even when deferred: they contain collectives, which every rank must enter together
+        (a read on one rank only would hang). Under ``torch.compile`` the deferred function
+        is returned from the graph and runs eagerly when read (the diagnostics' value checks
+        would otherwise break a ``fullgraph`` graph).
         """
         student, teacher = check_views(student, teacher)
         want = stats is None or bool(stats)
         out = self.compute(student, teacher, epoch, want)
         if not want:
             out.stats = {}
-        elif stats or torch.compiler.is_compiling() or _dist.world_size() > 1:
+        elif stats or _dist.world_size() > 1:
             _ = out.stats  # run a deferred computation now
         if not torch.compiler.is_compiling():
             self._check_finite(out, student, teacher)
