@@ -124,7 +124,7 @@ def _allowed_types(hint: Any) -> tuple[type, ...]:
     )
 
 
-def describe_types(allowed: tuple[type, ...]) -> str:
+def _describe_types(allowed: tuple[type, ...]) -> str:
     names = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
     return " or ".join(names.get(t, "None" if t is type(None) else t.__name__) for t in allowed)
 
@@ -151,7 +151,7 @@ def value_problem(key: str, value: Any, allowed: tuple[type, ...]) -> str | None
         ok = False
     if ok:
         return None
-    return f"{key} must be {describe_types(allowed)}, got {value!r}"
+    return f"{key} must be {_describe_types(allowed)}, got {value!r}"
 
 
 @functools.cache

@@ -2,7 +2,9 @@
 
 Every objective in a comparison gets the same backbone, initialisation seed, optimiser,
 schedule and number of steps: only ``objective``, ``objective_cfg`` and the head follow the
-objective. Unknown keys are errors naming the nearest valid key.
+objective. Unknown keys are errors naming the nearest valid key, and every value is checked
+here, for the command line, specs and the Python API alike: its type (``true`` is not a
+number, ``1.5`` not an integer), finiteness and range; the objective's config by its Config.
 """
 
 from __future__ import annotations
