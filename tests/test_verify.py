@@ -453,6 +453,22 @@ def test_a_broken_objective_fails_its_claim(monkeypatch, small_sweep, tmp_path, 
         )
 
 
+@pytest.mark.parametrize(
+    ("mistake", "claim_ids"),
+    [
+        ("inverse prior dropped", (1, 2, 3, 4)),
+        ("bits soft targets when hard are asked", (5, 6)),
+        ("bits rate on the teacher", (5, 6)),
+    ],
+)
+def test_a_broken_objective_fails_only_its_claim(monkeypatch, mistake, claim_ids):
+    """The table says which claim a mistake breaks: the neighbouring claims still pass."""
+    cls, attribute, broken, failing = OBJECTIVE_MISTAKES[mistake]
+    monkeypatch.setattr(cls, attribute, broken)
+    results = verify.run_claims(list(claim_ids))
+    assert {r.id for r in results if not r.ok} == failing
+
+
 def test_the_objective_checks_pass_on_the_library_and_cost_less_than_the_function_checks():
     """Each claim's objective part on the unmodified library; its CPU time, a ratio to the
     function checks it accompanies (not a wall-clock limit: the machine may be shared)."""
