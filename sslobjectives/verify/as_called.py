@@ -74,13 +74,14 @@ N_TEACHER = 2  # the trainer's two global crops
 # --------------------------------------------------------------------------- calling
 
 
-def _call(obj, student: list[np.ndarray], teacher: list[np.ndarray], epoch):
+def _call(obj, student: list[np.ndarray], teacher: list[np.ndarray], epoch, stats=None):
     """One step as the trainer takes it; returns loss, student gradients and the largest
     gradient that reached a teacher tensor (teacher tensors require grad here, so an
-    objective that forgets to detach them is seen)."""
+    objective that forgets to detach them is seen). ``stats=True`` is the trainer's call on
+    the steps it logs: the diagnostics must not change the loss or the state."""
     s = [_t(v).requires_grad_(True) for v in student]
     t = [_t(v).requires_grad_(True) for v in teacher]
-    out = obj(s, t, epoch=epoch)
+    out = obj(s, t, epoch=epoch, stats=stats)
     out.loss.backward()
     grads = [_n(v.grad) if v.grad is not None else np.zeros_like(student[0]) for v in s]
     leak = max(float(np.abs(_n(v.grad)).max()) if v.grad is not None else 0.0 for v in t)
@@ -160,6 +161,7 @@ class _ClusterRun:
         self.center: np.ndarray | None = None
         self.prior: np.ndarray | None = None
         self.training = True
+        self.calls = 0
 
     def eval(self) -> None:
         """Evaluation mode: the objective and the references keep their state."""
@@ -193,7 +195,8 @@ class _ClusterRun:
         references; return the reference targets."""
         temp = _teacher_temp(self.cfg, epoch)
         ts = self.cfg.get("student_temp", 0.1)
-        loss, grads, _ = _call(self.obj, student, teacher, epoch)
+        self.calls += 1
+        loss, grads, _ = _call(self.obj, student, teacher, epoch, stats=self.calls % 2 == 0 or None)
         ref = np.split(self.reference_targets(teacher, temp), N_TEACHER)
         got = _recovered_targets(student, grads, ts)
         ref_loss, ref_grads = _ce_reference(student, ref, ts)
@@ -265,7 +268,8 @@ def check_cross_entropy(seed: int, out: Numeric) -> None:
     for run, label, steps in _cluster_runs(seed + 11, configs):
         ts = run.cfg.get("student_temp", 0.1)
         for epoch, student, teacher in steps:
-            loss, grads, leak = _call(run.obj, student, teacher, epoch)
+            logged = epoch == steps[-1][0] or None  # the trainer's stats=True on a logged step
+            loss, grads, leak = _call(run.obj, student, teacher, epoch, stats=logged)
             targets = _recovered_targets(student, grads, ts)
             ref_loss, ref_grads = _ce_reference(student, targets, ts)
             e = f"{label} epoch={epoch:g}"
@@ -370,7 +374,7 @@ def check_bits_targets(seed: int, out: Numeric) -> None:
                 teacher[0].reshape(-1)[:3] = 0.0  # a logit of exactly 0 sends a 0 bit
                 label = f"bits {cfg} B={batch} D={dim} views={len(student)}"
                 obj = build("bits", **{**cfg, "beta": 0.0})
-                loss, grads, leak = _call(obj, student, teacher, epoch=1.5)
+                loss, grads, leak = _call(obj, student, teacher, 1.5, stats=batch == 7 or None)
                 pairs = _pairs(len(student))
                 if cfg.get("targets", "hard") == "hard":
                     ref = [(a > 0).astype(np.float64) for a in teacher]
@@ -456,7 +460,8 @@ def check_rate_terms(seed: int, out: Numeric) -> None:
             for dim in (2, 16, 64):
                 student, teacher = _binary_views(rng, batch, dim, float(rng.choice([0.1, 1, 4])))
                 label = f"{name} {cfg} B={batch} D={dim} views={len(student)}"
-                loss, grads, leak = _call(build(name, **cfg), student, teacher, epoch=2.0)
+                logged = batch == 3 or None
+                loss, grads, leak = _call(build(name, **cfg), student, teacher, 2.0, stats=logged)
                 loss0, grads0, _ = _call(
                     build(name, **{**cfg, weight_key: 0.0}), student, teacher, 2.0
                 )
