@@ -5,7 +5,6 @@ import contextlib
 import functools
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ from sslobjectives.objectives import (
     TeacherTempSchedule,
 )
 from sslobjectives.objectives.cluster import ClusterObjective
-from sslobjectives.verify import as_called, checks
+from sslobjectives.verify import as_called
 from sslobjectives.verify import cli as verify_cli
 
 SOME = settings(max_examples=15, deadline=None)
@@ -469,25 +468,19 @@ def test_a_broken_objective_fails_only_its_claim(monkeypatch, mistake, claim_ids
     assert {r.id for r in results if not r.ok} == failing
 
 
-def test_the_objective_checks_pass_on_the_library_and_cost_less_than_the_function_checks():
-    """Each claim's objective part on the unmodified library; its CPU time, a ratio to the
-    function checks it accompanies (not a wall-clock limit: the machine may be shared)."""
+def test_the_objective_checks_pass_on_the_unmodified_library():
+    """Each claim's objective part on the unmodified library, with enough cases to mean
+    something. (Its cost is not asserted here: timing goals belong to benchmarks/.)"""
     parts = (
-        (checks._check_cross_entropy, as_called.check_cross_entropy),
-        (checks._check_balanced, as_called.check_balanced),
-        (checks._check_jensen, as_called.check_jensen),
-        (checks._check_geometric, as_called.check_geometric),
-        (checks._check_map_bce, as_called.check_bits_targets),
-        (checks._check_coding_rate, as_called.check_rate_terms),
+        as_called.check_cross_entropy,
+        as_called.check_balanced,
+        as_called.check_jensen,
+        as_called.check_geometric,
+        as_called.check_bits_targets,
+        as_called.check_rate_terms,
     )
-    seconds = {"functions": 0.0, "objectives": 0.0}
     with verify.single_threaded():
-        for pair in parts:
-            for kind, part in zip(seconds, pair, strict=True):
-                out = verify.Numeric(1e-9)
-                start = time.process_time()
-                part(0, out)
-                seconds[kind] += time.process_time() - start
-                assert out.ok and out.cases >= 30, (part.__name__, out.max_error, out.worst_case)
-    # measured 0.33 (2.7 s against 8.2 s of CPU)
-    assert seconds["objectives"] < seconds["functions"], seconds
+        for part in parts:
+            out = verify.Numeric(1e-9)
+            part(0, out)
+            assert out.ok and out.cases >= 30, (part.__name__, out.max_error, out.worst_case)
