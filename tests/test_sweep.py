@@ -280,10 +280,37 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
 # ------------------------------------------------------------------------------ local
 
 
+def _epoch_seconds(config: dict, epochs: int = 3) -> float:
+    """Seconds per epoch of ``config`` trained here, one thread, now (under today's load)."""
+    import tempfile
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = train(RunConfig.from_dict({**config, "epochs": epochs}), tmp, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return r["runtime_s"] / epochs
+
+
 def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_path):
-    """A real timeout on submitit's LocalExecutor: USR2 at timeout - signal_delay_s (12 s),
-    checkpoint(), requeue, and the next attempt resumes from the trainer's checkpoint."""
+    """A real timeout on the local pool: USR2 at timeout - signal_delay_s, the epoch in
+    progress ends with its checkpoint, the run is requeued and the next attempt resumes from
+    it. The time limit is sized from the epoch time measured just before (a loaded machine
+    trains slower, a fixed limit made the run need more requeues than allowed): each attempt
+    gets about a third of the run, so the 8 requeues allowed leave a 3x margin."""
     epochs = 60
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    base = tomllib.loads(TINY)
+    per_epoch = _epoch_seconds({**base, "objective": "bits"})
+    window_s = max(3.0, epochs * per_epoch / 3)
+    delay_s = max(12, math.ceil(10 * per_epoch))  # the epoch in progress ends before the kill
     spec_path = write_spec(
         tmp_path / "requeue.toml",
         f"""
@@ -294,8 +321,8 @@ def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_pa
         epochs = {epochs}
         [executor]
         kind = "local"
-        timeout_min = 0.4
-        signal_delay_s = 12
+        timeout_min = {(window_s + delay_s) / 60:.4f}
+        signal_delay_s = {delay_s}
         max_num_timeout = 8
         cpus_per_task = 1
         """,

@@ -115,7 +115,10 @@ def submit(
             _submit_local(spec.executor, todo, out, manifest, sub, report, log, on_event)
         else:
             submitter = {"slurm": _submit_slurm, "debug": _submit_debug}
-            submitter[kind](spec.executor, todo, out, manifest, sub, report, log)
+            try:
+                submitter[kind](spec.executor, todo, out, manifest, sub, report, log)
+            finally:
+                _remove_stray_folder(out)
     if wait and kind == "slurm":
         wait_for(out, log=log, poll_s=poll_s)
     return report
@@ -256,6 +259,16 @@ def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
             log(f"[{i}/{len(runs)}] FAILED {r.config.display_name} s{r.config.seed}")
             raise
         log(f"[{i}/{len(runs)}] {_finished_message(r, out)}")
+
+
+def _remove_stray_folder(out: Path) -> None:
+    """submitit makes the folder pattern ``submitit/%j`` itself, unexpanded and empty:
+    remove it, so that a sweep folder holds only job folders."""
+    stray = out / SUBMITIT_DIR / "%j"
+    try:
+        stray.rmdir()  # only when empty
+    except OSError:
+        pass
 
 
 class FolderBusy(RuntimeError):
