@@ -219,8 +219,8 @@ class LocalPool:
             for job in jobs:
                 if job.state in ACTIVE:
                     job.state, job.error = "CANCELLED", "interrupted"
+                    self.write_state(job)  # naming the worker, which is stopped next
                     job.worker = None
-                    self.write_state(job)
             self._stop_workers(grace_s=2.0)
             raise
         for w in self.workers:

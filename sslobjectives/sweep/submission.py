@@ -180,7 +180,9 @@ def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log, 
     by_id = {}
     jobs = []
     for i, (r, config, run_dir) in enumerate(zip(runs, configs, dirs, strict=True)):
-        job = PoolJob(f"{os.getpid()}_{i}", config, run_dir, name=_run_name(r))
+        # unique per submission: attempts.jsonl tells the attempts of one job from the next
+        job_id = f"{os.getpid()}-{len(manifest['submissions'])}_{i}"
+        job = PoolJob(job_id, config, run_dir, name=_run_name(r))
         by_id[job.job_id] = r
         jobs.append(job)
         sub["jobs"][r.run_id] = job.job_id
