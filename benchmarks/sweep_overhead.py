@@ -19,7 +19,8 @@ end of ``collect`` with the ideal ``sum(run times) / array_parallelism``::
 
 Default executor: ``slurm`` (the local one-node cluster, ``scripts/slurm-local.sh up``; the
 benchmark waits until no other job runs and flags jobs that shared the node meanwhile);
-``--executor local`` measures submitit's LocalExecutor pool instead.
+``--executor local`` measures the local pool (``sslobjectives.sweep.pool``: workers started
+once, runs handed to them one after another) instead.
 """
 
 from __future__ import annotations
@@ -96,18 +97,22 @@ def process_seconds(parallelism: int, repeats: int = 3) -> float:
 def calibrate(executor: str, parallelism: int) -> tuple[float, float]:
     """:func:`epoch_seconds` measured where the runs will run: ``parallelism`` jobs at once
     on the same executor (a loaded node trains slower than this process alone)."""
+    if executor == "local":  # the local pool's workers: spawned processes
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(parallelism, mp_context=ctx) as pool:
+            measured = list(pool.map(epoch_seconds, [5] * parallelism))
+        return statistics.mean(m[0] for m in measured), statistics.mean(m[1] for m in measured)
     import submitit
 
     from sslobjectives.sweep import install_squeue_watcher
 
     with tempfile.TemporaryDirectory() as tmp:
-        if executor == "slurm":
-            install_squeue_watcher()
-            ex = submitit.SlurmExecutor(folder=Path(tmp) / "%j")
-            ex.update_parameters(time=10, cpus_per_task=1, array_parallelism=parallelism)
-        else:
-            ex = submitit.LocalExecutor(folder=Path(tmp) / "%j")
-            ex.update_parameters(timeout_min=10)
+        install_squeue_watcher()
+        ex = submitit.SlurmExecutor(folder=Path(tmp) / "%j")
+        ex.update_parameters(time=10, cpus_per_task=1, array_parallelism=parallelism)
         jobs = ex.map_array(epoch_seconds, [5] * parallelism)
         measured = [job.result() for job in jobs]
     return statistics.mean(m[0] for m in measured), statistics.mean(m[1] for m in measured)

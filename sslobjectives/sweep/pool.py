@@ -170,14 +170,27 @@ class LocalPool:
             name="sslobj-pool-worker",
             daemon=True,
         )
-        proc.start()
+        # Started with SIGINT ignored (kept across exec): a Ctrl-C during its start-up would
+        # otherwise print the child's traceback. The pool alone decides what Ctrl-C does.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            proc.start()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
         child_conn.close()
         worker = _Worker(proc, parent_conn)
         self.workers.append(worker)
         return worker
 
-    def _stop_workers(self, grace_s: float = 5.0) -> None:
+    def _stop_workers(self, grace_s: float = 5.0, asked: bool = False) -> None:
+        """Stop every worker: after ``grace_s`` of their own exit when ``asked`` to (sent
+        None), else at once (SIGTERM), then SIGKILL what is left."""
+        deadline = time.monotonic() + grace_s
         for w in self.workers:
+            if asked:
+                w.process.join(max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():
                 w.process.terminate()
         deadline = time.monotonic() + grace_s
@@ -228,12 +241,12 @@ class LocalPool:
                 w.conn.send(None)
             except OSError:
                 pass
-        self._stop_workers()
+        self._stop_workers(asked=True)
         return jobs
 
     def _fill(self, pending: list[PoolJob]) -> None:
         idle = [w for w in self.workers if w.job is None]
-        while pending and not idle and len(self.workers) < self.n_workers:
+        while len(pending) > len(idle) and len(self.workers) < self.n_workers:
             idle.append(self._start_worker())
         for w in idle:
             if not pending:
