@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -280,8 +281,9 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
 # ------------------------------------------------------------------------------ local
 
 
-def _epoch_seconds(config: dict, epochs: int = 3) -> float:
-    """Seconds per epoch of ``config`` trained here, one thread, now (under today's load)."""
+def _epoch_seconds(config: dict, epochs: int = 3) -> tuple[float, float]:
+    """(seconds per epoch, seconds of set-up) of ``config`` trained here, one thread, now
+    (under today's load): what a time limit of the local pool must be sized against."""
     import tempfile
 
     import torch
@@ -290,10 +292,12 @@ def _epoch_seconds(config: dict, epochs: int = 3) -> float:
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
             r = train(RunConfig.from_dict({**config, "epochs": epochs}), tmp, progress=False)
+            total = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
-    return r["runtime_s"] / epochs
+    return r["runtime_s"] / epochs, max(0.0, total - r["runtime_s"])
 
 
 def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_path):
@@ -308,8 +312,8 @@ def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_pa
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     base = tomllib.loads(TINY)
-    per_epoch = _epoch_seconds({**base, "objective": "bits"})
-    window_s = max(3.0, epochs * per_epoch / 3)
+    per_epoch, setup_s = _epoch_seconds({**base, "objective": "bits"})
+    window_s = max(3.0, setup_s + epochs * per_epoch / 3)
     delay_s = max(12, math.ceil(10 * per_epoch))  # the epoch in progress ends before the kill
     spec_path = write_spec(
         tmp_path / "requeue.toml",

@@ -5,6 +5,7 @@ announcements and partial files."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -60,12 +61,40 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def _epoch_seconds(config: dict, epochs: int = 2) -> tuple[float, float]:
+    """(seconds per epoch, seconds of set-up) of ``config`` here, one thread, under today's
+    load: the time limits below are sized against it (a fixed limit fails on a busy machine)."""
+    import tempfile
+
+    import torch
+
+    from sslobjectives.train import RunConfig, train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            r = train(RunConfig.from_dict({**config, "epochs": epochs}), tmp, progress=False)
+            total = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    return r["runtime_s"] / epochs, max(0.0, total - r["runtime_s"])
+
+
 def test_the_pool_honours_max_num_timeout_exactly(tmp_path):
     """max_num_timeout = 0: the first timeout ends the run (no silent extra attempts), and
     status says why; then 1 requeue is allowed with max_num_timeout = 1 (two starts)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    per_epoch, setup_s = _epoch_seconds({**tomllib.loads(TINY), "objective": "bits"})
+    window_s = setup_s + 3 * per_epoch  # about 3 epochs per attempt, whatever the load
+    delay_s = math.ceil(10 * per_epoch) + 5  # the epoch in progress ends before the kill
     spec_path = write_spec(
         tmp_path / "cap.toml",
-        """
+        f"""
         [sweep]
         name = "cap"
         [base]
@@ -73,8 +102,8 @@ def test_the_pool_honours_max_num_timeout_exactly(tmp_path):
         epochs = 400
         [executor]
         kind = "local"
-        timeout_min = 0.25
-        signal_delay_s = 12
+        timeout_min = {(window_s + delay_s) / 60:.4f}
+        signal_delay_s = {delay_s}
         max_num_timeout = 0
         """,
     )
