@@ -257,6 +257,7 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
     assert "my dino" in table and "bits 'x'" in table
     for name in ("runs.csv", "summary.csv", "table.txt", "curves.png"):
         assert (out / name).exists(), name
+    assert not (out / "submitit" / "%j").exists()  # no stray folder of submitit's pattern
 
     # submitting again submits nothing
     report = submit(load_spec(spec_path), out)
