@@ -191,14 +191,11 @@ def test_compare_folder_lock_ctrl_c_kill_resume_and_partial_files(tmp_path, caps
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())  # fmt: skip
 
-    def running_worker():
-        for f in out.glob("submitit/*/state.json"):
-            s = json.loads(f.read_text())
-            if s.get("pool_pid") == proc.pid and s["state"] == "RUNNING" and s["worker_pid"]:
-                return s["worker_pid"]
-        return None
+    def training_worker():  # the worker has started the run's second attempt
+        starts = [a for a in read_attempts(ckpt.parent) if a["event"] == "start"]
+        return starts[-1]["pid"] if len(starts) == 2 else None
 
-    worker = _wait(running_worker, "the worker of the second compare")
+    worker = _wait(training_worker, "the worker of the second compare")
     assert _alive(worker)
     proc.kill()
     proc.wait()
