@@ -5,6 +5,8 @@ sweep, waits for them and collects them, and compares the wall time from ``submi
 end of ``collect`` with the ideal ``sum(run times) / array_parallelism``::
 
     overhead = wall / (sum(run times) / parallelism) - 1          (target: < 20 %)
+    machinery per run = (wall - sum(job function times) / parallelism) * parallelism / N
+                                                  (target: < 25 % of a --run-seconds run)
 
 "Run time" is measured three ways, from the most to the least generous to the machinery:
 
@@ -206,6 +208,11 @@ def run(
             "overhead": wall / ideal_standalone - 1,
             "overhead_vs_job_function": wall / ideal - 1,
             "overhead_vs_train_only": wall / ideal_train - 1,
+            # the machinery's seconds per run (wall beyond the job functions' own time,
+            # spread over the runs) and their share of the run length aimed at
+            "machinery_s_per_run": (wall - ideal) * parallelism / n_runs,
+            "machinery_per_run_vs_target_run": (wall - ideal) * parallelism / n_runs / run_seconds,
+            "target_run_s": run_seconds,
             "submit_s": t_submitted - t0,
             "first_start_after_submit_s": min(starts) - wall_clock_t0,
             "last_end_to_status_done_s": (t_finished - t0) - (max(ends) - wall_clock_t0),
@@ -263,6 +270,9 @@ def format_figures(f: dict[str, Any]) -> str:
             f"   (target < 20 %: {ok})",
             f"  overhead vs job function time        {100 * f['overhead_vs_job_function']:6.1f} %",
             f"  overhead vs training loop only       {100 * f['overhead_vs_train_only']:6.1f} %",
+            f"  machinery per run                    {f['machinery_s_per_run']:7.1f} s"
+            f"   ({100 * f['machinery_per_run_vs_target_run']:.0f} % of a "
+            f"{f['target_run_s']:.0f} s run; target < 25 %)",
             f"  of which: submit {f['submit_s']:.1f} s, first job start "
             f"{f['first_start_after_submit_s']:.1f} s after submit, last run end -> status "
             f"done {f['last_end_to_status_done_s']:.1f} s, collect {f['collect_s']:.1f} s",
