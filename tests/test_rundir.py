@@ -13,6 +13,7 @@ from sslobjectives.train.rundir import (
     FileLock,
     RunAlreadyRunning,
     RunDir,
+    RunFileError,
     run_dir_for,
     write_json_atomic,
 )
@@ -42,7 +43,8 @@ def test_result_is_read_one_way(tmp_path):
     assert run.result() is None and not run.is_done() and not run.holds_run()
     run.path.mkdir()
     (run.path / RESULT_FILE).write_text('{"status": "do')  # not ours: never written torn
-    assert run.result() is None
+    with pytest.raises(RunFileError, match=r"r/result.json is not valid JSON.*delete it"):
+        run.result()
     run.write_result({"status": "failed", "error": "x"})
     assert run.result()["status"] == "failed" and not run.is_done() and run.holds_run()
     run.write_result({"status": "done", "n": torch.tensor([1, 2])})
