@@ -116,6 +116,7 @@ def _compare(args: argparse.Namespace) -> int:
         apply_overrides,
         default_methods,
         plan_runs,
+        preflight,
         run_comparison,
         select_methods,
     )
@@ -127,34 +128,49 @@ def _compare(args: argparse.Namespace) -> int:
     for key in ("batch_size", "n_local", "device"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
-    try:
-        methods = select_methods(default_methods(args.epochs), args.objectives)
-        base, methods = apply_overrides(base, methods, args.set)
-        configs = plan_runs(methods, args.seeds, base)
-    except ValueError as err:
-        print(f"sslobj compare: {err}", file=sys.stderr)
-        return 2
+    methods = select_methods(default_methods(args.epochs), args.objectives)
+    base, methods = apply_overrides(base, methods, args.set)
+    configs = plan_runs(methods, args.seeds, base)
+    state = preflight(configs, args.out)  # every error known before a run starts
     print(
         f"{len(configs)} runs ({len(methods)} objectives x {len(args.seeds)} seeds) on "
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
+    if state["stale"]:
+        names = ", ".join(f"{c.display_name} s{c.seed}" for c in state["stale"][:6])
+        more = "" if len(state["stale"]) <= 6 else f" and {len(state['stale']) - 6} more"
+        verb = "kept (--reuse-stale)" if args.reuse_stale else "rerun (--reuse-stale keeps them)"
+        print(
+            f"{len(state['stale'])} finished runs come from other code ({names}{more}): {verb}",
+            flush=True,
+        )
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
     jobs = min(jobs, len(configs))
     if jobs > 1:
         print(f"{jobs} runs at a time, {args.threads} torch thread(s) each", flush=True)
     report = run_comparison(
-        configs, args.out, progress=not args.no_progress, jobs=jobs, threads=args.threads
+        configs,
+        args.out,
+        progress=not args.no_progress,
+        jobs=jobs,
+        threads=args.threads,
+        reuse_stale=args.reuse_stale,
     )
-    print(report["table"])
-    print(
-        f"results: {args.out} (runs.csv, summary.csv, table.txt, "
-        + ", ".join(p.rsplit("/", 1)[-1] for p in report["plots"])
-        + ")"
-    )
-    for failure in report["failures"]:
-        print(f"FAILED {failure}", file=sys.stderr)
-    return 1 if report["failures"] else 0
+    if report["table"] is not None:
+        print(report["table"])
+        print(
+            f"results: {args.out} (runs.csv, summary.csv, table.txt, "
+            + ", ".join(p.rsplit("/", 1)[-1] for p in report["plots"])
+            + ")"
+        )
+    if report["failures"]:
+        n = len(report["failures"])
+        print(f"{n} of {len(configs)} runs failed:", file=sys.stderr)
+        for failure in report["failures"]:
+            print(f"  FAILED {failure}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -241,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs trained at once, each in its own process (default: CPU count / threads)",
     )
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmp_.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="keep finished runs written by other code (default: rerun them, saying so)",
+    )
     cmp_.set_defaults(func=_compare)
 
     ver = sub.add_parser(

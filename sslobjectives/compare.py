@@ -15,7 +15,7 @@ from typing import Any
 from sslobjectives.objectives import names as objective_names
 from sslobjectives.objectives import nearest_key
 from sslobjectives.train.config import RunConfig
-from sslobjectives.train.rundir import run_dir_for
+from sslobjectives.train.rundir import RunDir, run_dir_for, stale_reason
 from sslobjectives.values import parse_value
 
 
@@ -118,15 +118,85 @@ def plan_runs(methods: list[Method], seeds: list[int], base: dict[str, Any]) -> 
     return configs
 
 
-def _train_in_worker(config: RunConfig, run_dir: str, threads: int) -> tuple[str, str | None]:
+def preflight(configs: list[RunConfig], out_dir: str | Path) -> dict[str, list[RunConfig]]:
+    """Everything that can be known before a run starts, checked before any starts: the
+    output folder is writable, every dataset loads, has two classes or more and holds a
+    batch, and every run folder holds only the run's own files. A problem is a
+    ``ValueError`` naming it. Returns the configs by what will happen to them: ``new``,
+    ``resume``, ``done`` (reused), ``stale`` (a result of other code, see
+    :func:`sslobjectives.train.rundir.stale_reason`)."""
+    from sslobjectives.train.trainer import dataset_for
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probe = out_dir / f".write-test-{id(configs)}"
+    try:
+        probe.write_bytes(b"x")
+    finally:
+        probe.unlink(missing_ok=True)
+    checked: set[tuple] = set()
+    plan: dict[str, list[RunConfig]] = {"new": [], "resume": [], "done": [], "stale": []}
+    for c in configs:
+        key = (c.dataset, c.data_seed, repr(sorted(c.dataset_kwargs.items())))
+        if key not in checked:
+            checked.add(key)
+            data = dataset_for(c)
+            labels = [y for y in (data.y_train, data.y_test) if y is not None]
+            if len(labels) < 2:
+                raise ValueError(f"dataset {c.dataset!r} has no labels: evaluation needs them")
+            for part, y in zip(("training", "test"), labels, strict=True):
+                if len(set(y.tolist())) < 2:
+                    raise ValueError(
+                        f"dataset {c.dataset!r}: the {part} split has one class; the k-NN and "
+                        "linear probes need at least two (give images of two classes or more)"
+                    )
+        n_train = dataset_for(c).x_train.shape[0]
+        if c.batch_size > n_train:
+            raise ValueError(
+                f"batch_size {c.batch_size} exceeds the {n_train} training images of "
+                f"{c.dataset!r}: use --batch-size {n_train} or less"
+            )
+        run = RunDir(run_dir_for(out_dir, c))
+        result = run.result(expect=c)
+        if result is not None and result.get("status") == "done":
+            plan["stale" if stale_reason(result) else "done"].append(c)
+        elif run.checkpoint_path.exists():
+            run.load_checkpoint(expect=c)
+            plan["resume"].append(c)
+        else:
+            plan["new"].append(c)
+    return plan
+
+
+def _train_one(
+    config: RunConfig, run_dir: str, progress: bool, reuse_stale: bool
+) -> tuple[str, str | None]:
+    """Train one run; (status, error). An exception of the run is its failure, recorded
+    in its folder (``result.json``, status failed) and returned, not raised: the other
+    runs go on and the summary names it."""
+    from sslobjectives.train import train
+
+    try:
+        result = train(config, run_dir, resume=True, progress=progress, reuse_stale=reuse_stale)
+    except Exception as err:  # noqa: BLE001 - every failure of a run is that run's
+        text = str(err).strip().splitlines()
+        reason = f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+        try:
+            RunDir(run_dir).record_failure(config, reason)
+        except OSError:
+            pass  # the folder cannot take it (full, read-only): the summary still says it
+        return "failed", reason
+    return result["status"], result.get("error")
+
+
+def _train_in_worker(
+    config: RunConfig, run_dir: str, threads: int, reuse_stale: bool = False
+) -> tuple[str, str | None]:
     """One run in a pool process (its own torch thread count); (status, error)."""
     import torch
 
-    from sslobjectives.train import train
-
     torch.set_num_threads(threads)
-    result = train(config, run_dir, resume=True, progress=False)
-    return result["status"], result.get("error")
+    return _train_one(config, run_dir, False, reuse_stale)
 
 
 def run_comparison(
@@ -136,16 +206,19 @@ def run_comparison(
     progress: bool = True,
     jobs: int = 1,
     threads: int = 1,
+    reuse_stale: bool = False,
 ) -> dict[str, Any]:
-    """Train every config (finished runs are reused, interrupted ones resume), then write the
-    table, CSVs and plots into ``out_dir``.
+    """Train every config (finished runs are reused, interrupted ones resume, results of
+    other code are rerun unless ``reuse_stale``), then write the table, CSVs and plots into
+    ``out_dir``.
 
     ``jobs > 1`` trains that many runs at once, each in its own process with ``threads``
     torch threads (``jobs=1`` trains in this process, with its thread setting). Every run is
-    seeded, so the results do not depend on ``jobs``.
+    seeded, so the results do not depend on ``jobs``. A run that fails is recorded and named
+    in ``report["failures"]``; the table holds the runs that finished (``report["table"]``
+    is None when none did).
     """
-    from sslobjectives.results import load_results, write_report
-    from sslobjectives.train import train
+    from sslobjectives.results import write_report
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -166,8 +239,8 @@ def run_comparison(
 
     if jobs == 1:
         for config in configs:
-            result = train(config, run_dir_for(out_dir, config), resume=True, progress=progress)
-            finished(config, result["status"], result.get("error"))
+            run_dir = str(run_dir_for(out_dir, config))
+            finished(config, *_train_one(config, run_dir, progress, reuse_stale))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -176,15 +249,30 @@ def run_comparison(
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             futures = {
-                pool.submit(_train_in_worker, c, str(run_dir_for(out_dir, c)), threads): c
+                pool.submit(
+                    _train_in_worker, c, str(run_dir_for(out_dir, c)), threads, reuse_stale
+                ): c
                 for c in configs
             }
             for fut in as_completed(futures):
-                finished(futures[fut], *fut.result())
+                try:
+                    outcome = fut.result()
+                except Exception as err:  # noqa: BLE001 - the worker died (killed, OOM)
+                    outcome = ("failed", f"worker process ended: {type(err).__name__}: {err}")
+                finished(futures[fut], *outcome)
     if bar is not None:
         bar.close()
-    wanted = {c.run_id for c in configs}
-    results = [r for r in load_results([out_dir / "runs"]) if r["run_id"] in wanted]
-    report = write_report(results, out_dir)
+    # Each run's result from its own folder, checked to be its own: a result.json copied
+    # from another run is an error naming the file, never a second copy of that run.
+    results = []
+    for c in configs:
+        result = RunDir(run_dir_for(out_dir, c)).result(expect=c)
+        if result is not None and result.get("status") == "done":
+            result["_path"] = str(run_dir_for(out_dir, c) / "result.json")
+            results.append(result)
+    if results:
+        report = write_report(results, out_dir)
+    else:
+        report = {"rows": [], "table": None, "plots": []}
     report["failures"] = failures
     return report

@@ -84,7 +84,9 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(tiny(), tmp_path / "r", progress=False)
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    with pytest.raises(ValueError, match=r"checkpoint.pt is the checkpoint of run \w+ \(dino seed 0\)"):
+    with pytest.raises(
+        ValueError, match=r"checkpoint.pt is the checkpoint of run \w+ \(dino seed 0\)"
+    ):
         train(tiny(lr=0.5), tmp_path / "r", resume=True, progress=False)
 
 

@@ -73,7 +73,14 @@ class SweepRun(submitit.helpers.Checkpointable):
                         world_size=dist_env.world_size,
                         resume_epoch=files.checkpoint_epoch(),
                     )
-                result = train(cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env)
+                try:
+                    result = train(cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env)
+                except Exception as err:
+                    # the reason, as JSON next to the run: `sweep status` reads it there and
+                    # never unpickles submitit's result files
+                    if dist_env.is_main:
+                        files.log_attempt("error", job_id=env["job_id"], error=_reason(err))
+                    raise
                 wall = time.time() - t0
                 if dist_env.is_main:
                     files.log_attempt(
@@ -115,6 +122,12 @@ class SweepRun(submitit.helpers.Checkpointable):
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _reason(err: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def read_attempts(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -50,6 +50,7 @@ def submit(
     wait: bool = False,
     log: Log = _quiet,
     poll_s: float = 5.0,
+    reuse_stale: bool = False,
 ) -> SubmitReport:
     """Submit the runs of ``spec`` that are neither done nor in progress.
 
@@ -57,6 +58,9 @@ def submit(
     at once unless ``wait``. ``local``: a pool of ``array_parallelism`` submitit local jobs,
     returns when all ended. ``debug``: in this process, one after the other (an exception
     drops into pdb, as submitit's debug executor does).
+
+    A run folder holding a file that is not the run's is an error before anything is
+    submitted; a finished run of other code is submitted again unless ``reuse_stale``.
     """
     kind = executor or spec.executor.kind
     problems = spec.executor.problems_for(kind)
@@ -76,9 +80,20 @@ def submit(
         _update_manifest_spec(manifest, spec, runs, out)
         states = {s.run_id: s for s in _statuses(manifest, out)}
         report = SubmitReport(out=out, kind=kind, folder=out / SUBMITIT_DIR)
+        problems = [s.problem for s in states.values() if s.problem]
+        if problems:  # known before any run starts: refuse, naming the files
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ValueError(problems[0] + more)
         todo: list[PlannedRun] = []
         for r in runs:
             st = states[r.run_id]
+            if st.state == "done" and st.stale and not reuse_stale:
+                log(
+                    f"rerunning {r.config.display_name} s{r.config.seed}: its result is stale "
+                    f"({st.stale}); --reuse-stale keeps it"
+                )
+                todo.append(r)
+                continue
             if st.state in ("done", *IN_PROGRESS):
                 report.skipped[r.run_id] = st.state
                 continue
@@ -204,15 +219,17 @@ def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
 
 def _finished_message(r: PlannedRun, job, out: Path) -> str:
     name = f"{r.config.display_name} s{r.config.seed} ({r.describe()})"
-    result = RunDir.for_config(out, r.config).result()
+    run = RunDir.for_config(out, r.config)
+    result = run.result(expect=r.config)
     if result and result.get("status") == "done":
         return f"done {name} in {result.get('runtime_s', 0):.1f} s"
-    try:
-        if job is not None:
-            job.result()
-        reason = result.get("error") if result else "no result"
-    except Exception as err:  # the job's exception, re-raised by submitit
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    # the reason from the JSON the job wrote, never from submitit's result pickle
+    errors = [a for a in run.attempts() if a.get("event") == "error"]
+    if job is not None:
+        errors = [a for a in errors if str(a.get("job_id")) == str(job.job_id)] or errors
+    reason = result.get("error") if result else None
+    reason = reason or (errors[-1].get("error") if errors else None) or "no result"
+    reason = str(reason).strip().splitlines()[0] if str(reason).strip() else "no result"
     return f"FAILED {name}: {reason}"
 
 
@@ -232,13 +249,15 @@ def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
         try:
             # the call itself (not job.result(), which would open pdb on an exception)
             job.submission().result()
-        except Exception as err:
-            sub.setdefault("errors", {})[r.run_id] = f"{type(err).__name__}: {err}"
-            report.errors[r.run_id] = str(err)
+        except Exception as err:  # noqa: BLE001 - the run's failure, recorded; the next runs go on
+            text = str(err).strip().splitlines()
+            reason = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+            sub.setdefault("errors", {})[r.run_id] = reason
             _write_manifest(out, manifest)
-            log(f"[{i}/{len(runs)}] FAILED {r.config.display_name} s{r.config.seed}")
-            raise
-        log(f"[{i}/{len(runs)}] {_finished_message(r, None, out)}")
+        msg = _finished_message(r, None, out)
+        if msg.startswith("FAILED"):
+            report.errors[r.run_id] = msg
+        log(f"[{i}/{len(runs)}] {msg}")
 
 
 def _submit_lock(out: Path) -> FileLock:

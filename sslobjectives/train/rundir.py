@@ -465,7 +465,9 @@ class RunDir:
     def save_checkpoint(self, state: dict[str, Any], config: Any = None) -> None:
         """Write ``checkpoint.pt`` atomically: the state with its SHA-256 and, with
         ``config``, the run's :func:`identity` and the :func:`code_version`."""
-        atomic_write_bytes(self.checkpoint_path, lambda fh: fh.write(pack_checkpoint(state, config)))
+        atomic_write_bytes(
+            self.checkpoint_path, lambda fh: fh.write(pack_checkpoint(state, config))
+        )
 
     def checkpoint_header(self) -> dict[str, Any] | None:
         """Identity, code and epoch of the checkpoint (checksum verified), None without one."""
@@ -473,7 +475,9 @@ class RunDir:
             return None
         return read_checkpoint(self.checkpoint_path)[0]
 
-    def load_checkpoint(self, map_location: Any = "cpu", expect: Any = None) -> dict[str, Any] | None:
+    def load_checkpoint(
+        self, map_location: Any = "cpu", expect: Any = None
+    ) -> dict[str, Any] | None:
         """The checkpoint's state (tensors only, its checksum verified), None without one.
         A damaged or foreign file, or (with ``expect``) another run's, is a
         :class:`RunFileError` naming the file."""
@@ -573,7 +577,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[dict[s
     try:
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise RunFileError(f"{path}: not a readable checkpoint ({_load_problem(err)}): {fix}") from None
+        raise RunFileError(
+            f"{path}: not a readable checkpoint ({_load_problem(err)}): {fix}"
+        ) from None
     if not (isinstance(outer, dict) and {"header", "payload"} <= outer.keys()):
         raise RunFileError(
             f"{path}: a checkpoint without checksum (older format or not this project's): {fix}"
@@ -587,7 +593,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[dict[s
     try:
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:
-        raise RunFileError(f"{path}: not a readable checkpoint ({_load_problem(err)}): {fix}") from None
+        raise RunFileError(
+            f"{path}: not a readable checkpoint ({_load_problem(err)}): {fix}"
+        ) from None
     if isinstance(header.get("code"), str):
         try:
             header = {**header, "code": json.loads(header["code"])}
