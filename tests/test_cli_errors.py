@@ -514,3 +514,34 @@ def test_debug_sweep_with_a_failing_run_exits_1_with_the_reason(tmp_path, capsys
     captured = capsys.readouterr()
     assert "FAILED" in captured.out and "singular" in captured.out
     assert "1 runs failed" in captured.err and "Traceback" not in captured.err
+
+
+def test_a_spec_one_run_over_the_limit_is_refused(tmp_path, capsys):
+    from sslobjectives.sweep.spec import MAX_RUNS
+
+    assert MAX_RUNS == 10_000 == 73 * 137 - 1  # the README's number
+    body = (
+        '[sweep]\nname = "big"\n[grid]\n'
+        f"knn_k = {list(range(1, 74))}\nhead_hidden = {list(range(1, 138))}\n"
+        + SWEEP_BASE.replace("head_hidden = 64\n", "").replace("knn_k = 5\n", "")
+    )
+    refused(capsys, ["sweep", "plan", str(_spec(tmp_path, body))], "10001 runs", "10000")
+
+
+def test_compare_reruns_results_of_other_code_unless_asked(tmp_path, capsys, monkeypatch):
+    from sslobjectives.train import rundir
+
+    out = tmp_path / "out"
+    argv = ["compare", *TINY, "--objectives", "dino", "--seeds", "1", "--out", str(out)]
+    assert main(argv) == 0
+    run = RunDir(run_dir_for(out, _compare_cfg("dino", out)))
+    first = run.result()
+    other = {"version": "9.9.9", "commit": None, "dirty": None}
+    monkeypatch.setattr(rundir, "code_version", lambda: other)
+    capsys.readouterr()
+    assert main([*argv, "--reuse-stale"]) == 0
+    assert "1 finished runs come from other code (dino s0): kept" in capsys.readouterr().out
+    assert run.result() == first
+    assert main(argv) == 0
+    assert "rerun (--reuse-stale keeps them)" in capsys.readouterr().out
+    assert run.result()["code"] == other and list(run.path.glob("result.stale-*.json"))
