@@ -545,3 +545,49 @@ def test_compare_reruns_results_of_other_code_unless_asked(tmp_path, capsys, mon
     assert main(argv) == 0
     assert "rerun (--reuse-stale keeps them)" in capsys.readouterr().out
     assert run.result()["code"] == other and list(run.path.glob("result.stale-*.json"))
+
+
+def test_a_full_disk_during_a_run_is_that_runs_failure_and_leaves_no_partial_file(
+    tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    from sslobjectives.train import rundir
+
+    def full(fh):
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    original = rundir.atomic_write_bytes
+
+    def checkpoint_on_full_disk(path, write):
+        if Path(path).name == "checkpoint.pt":
+            return original(path, full)
+        return original(path, write)
+
+    monkeypatch.setattr(rundir, "atomic_write_bytes", checkpoint_on_full_disk)
+    out = tmp_path / "out"
+    assert main(["compare", *TINY, "--objectives", "dino", "--seeds", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED dino seed 0: OSError" in err and "No space left" in err
+    run = run_dir_for(out, _compare_cfg("dino", out))
+    assert RunDir(run).result()["status"] == "failed"
+    assert not list(run.glob(".*tmp-*"))  # the partial checkpoint was removed
+
+
+def test_a_stale_sweep_run_is_shown_and_resubmitted_unless_asked(tmp_path, capsys, monkeypatch):
+    from sslobjectives.sweep.states import status
+    from sslobjectives.train import rundir
+
+    spec, out = _debug_sweep(tmp_path, seeds="[0]")
+    other = {"version": "9.9.9", "commit": None, "dirty": None}
+    monkeypatch.setattr(rundir, "code_version", lambda: other)
+    [st] = status(out)
+    assert st.state == "done" and "9.9.9" in st.stale and "stale" in st.detail
+    capsys.readouterr()
+    assert main(["sweep", "submit", str(spec), "--out", str(out), "--reuse-stale"]) == 0
+    assert "nothing to submit" in capsys.readouterr().out
+    assert main(["sweep", "submit", str(spec), "--out", str(out)]) == 0
+    assert "its result is stale" in capsys.readouterr().out
+    [st] = status(out)
+    assert st.state == "done" and st.stale is None
