@@ -97,6 +97,12 @@ def data_fingerprint(dataset: str) -> str:
     if dataset in SOURCES:
         return dataset
     path = Path(dataset).expanduser()
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name no path can have (a NUL byte, too long)
+        exists = False
+    if not exists:
+        return f"missing:{dataset}"
     if path.is_file():
         st = path.stat()
         return _content_hash(str(path.resolve()), ((path.name, st.st_size, st.st_mtime_ns),))
