@@ -278,7 +278,7 @@ def run_comparison(
     for c in configs:
         result = RunDir(run_dir_for(out_dir, c)).result(expect=c)
         if result is not None and result.get("status") == "done":
-            result["_path"] = str(run_dir_for(out_dir, c) / "result.json")
+            result["_path"] = str(RunDir(run_dir_for(out_dir, c)).result_path)
             results.append(result)
     if results:
         report = write_report(results, out_dir)
