@@ -1,10 +1,57 @@
-"""The ``sslobj`` command (also ``python -m sslobjectives``)."""
+"""The ``sslobj`` command (also ``python -m sslobjectives``).
+
+Every error a user can cause ends the same way, in one place (:func:`main`): one line on
+stderr naming the problem (and, where the message knows it, the fix), exit status 2, no
+traceback. Errors of the user's own making are ``ValueError`` (bad values, bad files),
+``TypeError`` (a value of the wrong type reaching the API) and ``OSError`` (a folder that
+cannot be read or written). Failures of runs that have started are not errors of the
+command: they are recorded per run, summarised, and the exit status is 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+#: Exit status of a command refused before it did anything (bad arguments, specs, files).
+USAGE_ERROR = 2
+#: Set to print the traceback of an unexpected error (a bug) instead of one line.
+DEBUG_ENV = "SSLOBJ_DEBUG"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``sslobj compare: --threads: must be ... (see --help)``."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(USAGE_ERROR, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: object) -> str:
+    """``message`` on one line (the lines of a multi-problem error joined by ``; ``).
+
+    >>> one_line("spec.toml: 2 problems:\\n  - a\\n  - b")
+    'spec.toml: 2 problems: a; b'
+    """
+    lines = [ln.strip().removeprefix("- ").strip() for ln in str(message).splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return type(message).__name__ if isinstance(message, BaseException) else ""
+    head, rest = lines[0], lines[1:]
+    if not rest:
+        return head
+    return head + (" " if head.endswith(":") else "; ") + "; ".join(rest)
+
+
+def _error_text(err: BaseException) -> str:
+    """The one line an error gets: OSErrors name their file, others their message."""
+    if isinstance(err, OSError) and err.filename is not None:
+        what = err.strerror or type(err).__name__
+        return f"{err.filename}: {what} (choose a folder you can write to, with free space)"
+    text = one_line(err)
+    if isinstance(err, UnicodeDecodeError):
+        text = f"a file is not UTF-8 text ({text})"
+    return text or type(err).__name__
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -22,14 +69,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _seeds(text: str) -> list[int]:
-    """``3`` -> seeds 0, 1, 2; ``0,5,7`` -> those seeds."""
+    """``3`` -> seeds 0, 1, 2; ``0,5,7`` -> those seeds (at least one, no repeats).
+
+    >>> _seeds("3"), _seeds("0,5,7")
+    ([0, 1, 2], [0, 5, 7])
+    """
+    msg = f"must be a count >= 1 or a comma list of seeds >= 0 (3 or 0,5,7), got {text!r}"
     try:
         if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
-        return list(range(int(text)))
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
     except ValueError:
-        msg = f"seeds must be a count or a comma list, got {text!r}"
         raise argparse.ArgumentTypeError(msg) from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(msg)
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"repeats a seed (each seed once), got {text!r}")
+    return seeds
 
 
 def _positive(text: str) -> int:
@@ -39,6 +96,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
     return value
 
 
@@ -55,6 +122,7 @@ def _compare(args: argparse.Namespace) -> int:
         default_methods,
         expansions,
         plan_runs,
+        preflight,
         run_comparison,
         select_methods,
     )
@@ -65,18 +133,15 @@ def _compare(args: argparse.Namespace) -> int:
     for key in ("batch_size", "n_local", "device"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
-    try:
-        methods = select_methods(default_methods(args.epochs), args.objectives)
-        base, methods = apply_overrides(base, methods, args.set)
-        configs = plan_runs(methods, args.seeds, base)
-        # The default models are tiny: one thread per run is fastest, and two threads fighting
-        # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
-        jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
-        jobs = min(jobs, len(configs))
-        spec = comparison_spec(methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads)
-    except ValueError as err:
-        print(f"sslobj compare: {err}", file=sys.stderr)
-        return 2
+    methods = select_methods(default_methods(args.epochs), args.objectives)
+    base, methods = apply_overrides(base, methods, args.set)
+    configs = plan_runs(methods, args.seeds, base)
+    state = preflight(configs, args.out)  # every error known before a run starts
+    # The default models are tiny: one thread per run is fastest, and two threads fighting
+    # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
+    jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
+    jobs = min(jobs, len(configs))
+    spec = comparison_spec(methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads)
     for line in expansions(default_methods(args.epochs), args.objectives):
         print(line, flush=True)
     print(
@@ -84,11 +149,23 @@ def _compare(args: argparse.Namespace) -> int:
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
+    if state["stale"]:
+        names = ", ".join(f"{c.display_name} s{c.seed}" for c in state["stale"][:6])
+        more = "" if len(state["stale"]) <= 6 else f" and {len(state['stale']) - 6} more"
+        verb = "kept (--reuse-stale)" if args.reuse_stale else "rerun (--reuse-stale keeps them)"
+        print(
+            f"{len(state['stale'])} finished runs come from other code ({names}{more}): {verb}",
+            flush=True,
+        )
     if jobs > 1:
         print(f"{jobs} runs at a time, {args.threads} torch thread(s) each", flush=True)
     try:
         report = run_comparison(
-            spec, args.out, progress=not args.no_progress, log=lambda m: print(m, flush=True)
+            spec,
+            args.out,
+            progress=not args.no_progress,
+            log=lambda m: print(m, flush=True),
+            reuse_stale=args.reuse_stale,
         )
     except FolderBusy as err:
         print(f"sslobj compare: {err}", file=sys.stderr)
@@ -96,15 +173,20 @@ def _compare(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
-    print(report["table"])
-    print(
-        f"results: {args.out} (runs.csv, summary.csv, table.txt, "
-        + ", ".join(p.rsplit("/", 1)[-1] for p in report["plots"])
-        + ")"
-    )
-    for failure in report["failures"]:
-        print(f"FAILED {failure}", file=sys.stderr)
-    return 1 if report["failures"] else 0
+    if report["table"] is not None:
+        print(report["table"])
+        print(
+            f"results: {args.out} (runs.csv, summary.csv, table.txt, "
+            + ", ".join(p.rsplit("/", 1)[-1] for p in report["plots"])
+            + ")"
+        )
+    if report["failures"]:
+        n = len(report["failures"])
+        print(f"{n} of {len(configs)} runs failed:", file=sys.stderr)
+        for failure in report["failures"]:
+            print(f"  FAILED {failure}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -146,15 +228,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sslobj", description="Compare self-supervised objectives on one backbone."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="every objective on a random multi-crop batch")
-    demo.add_argument("--batch", type=int, default=64)
-    demo.add_argument("--dim", type=int, default=128)
-    demo.add_argument("--local-views", type=int, default=4)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--batch", type=_positive, default=64)
+    demo.add_argument("--dim", type=_positive, default=128)
+    demo.add_argument("--local-views", type=_non_negative, default=4)
+    demo.add_argument("--seed", type=_non_negative, default=0)
     demo.add_argument(
         "--objectives", nargs="+", metavar="NAME", help="names or module:Class (default: all)"
     )
@@ -176,15 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="digits, shapes, a .npz file or an image folder (default: digits)",
     )
     cmp_.add_argument("--backbone", default="cnn", help="cnn, mlp, vit or timm:<name>")
-    cmp_.add_argument("--epochs", type=int, default=30)
+    cmp_.add_argument("--epochs", type=_positive, default=30)
     cmp_.add_argument(
         "--seeds",
         type=_seeds,
         default=[0, 1, 2],
         help="a count (3 = seeds 0,1,2) or a comma list (default: 3)",
     )
-    cmp_.add_argument("--batch-size", type=int, dest="batch_size")
-    cmp_.add_argument("--n-local", type=int, dest="n_local", help="local views per sample")
+    cmp_.add_argument("--batch-size", type=_positive, dest="batch_size")
+    cmp_.add_argument(
+        "--n-local", type=_non_negative, dest="n_local", help="local views per sample"
+    )
     cmp_.add_argument("--device", choices=["auto", "cpu", "cuda"])
     cmp_.add_argument(
         "--set",
@@ -195,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--out", default="results/compare", help="results directory")
     cmp_.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest here)"
+        "--threads", type=_positive, default=1, help="torch CPU threads (default 1: fastest here)"
     )
     cmp_.add_argument(
         "--jobs",
@@ -203,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs trained at once, each in its own process (default: CPU count / threads)",
     )
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmp_.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="keep finished runs written by other code (default: rerun them, saying so)",
+    )
     cmp_.set_defaults(func=_compare)
 
     ver = sub.add_parser(
@@ -253,13 +342,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user's error is one line on stderr and exit status 2 (see the
+    module docstring), a bug one line and exit status 1 (``SSLOBJ_DEBUG=1``: traceback)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "bench":
         args.bench_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args.func(args)
+    prog = " ".join(["sslobj", args.command, getattr(args, "sweep_command", None) or ""]).strip()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"{prog}: {_error_text(err)}", file=sys.stderr)
+        return USAGE_ERROR
+    except Exception as err:  # a bug: still one line, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(
+            f"{prog}: internal error: {type(err).__name__}: {one_line(err)} "
+            f"(rerun with {DEBUG_ENV}=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

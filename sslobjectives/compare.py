@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sslobjectives.objectives import get as get_objective
 from sslobjectives.objectives import nearest_key
 from sslobjectives.train.config import RunConfig
+from sslobjectives.train.rundir import RunDir, run_dir_for, stale_reason
 from sslobjectives.values import parse_value
 
 if TYPE_CHECKING:
@@ -150,6 +151,56 @@ def expansions(methods: list[Method], wanted: list[str] | None) -> list[str]:
     return lines
 
 
+def preflight(configs: list[RunConfig], out_dir: str | Path) -> dict[str, list[RunConfig]]:
+    """Everything that can be known before a run starts, checked before any starts: the
+    output folder is writable, every dataset loads, has two classes or more and holds a
+    batch, and every run folder holds only the run's own files. A problem is a
+    ``ValueError`` naming it. Returns the configs by what will happen to them: ``new``,
+    ``resume``, ``done`` (reused), ``stale`` (a result of other code, see
+    :func:`sslobjectives.train.rundir.stale_reason`)."""
+    from sslobjectives.train.trainer import dataset_for
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probe = out_dir / f".write-test-{id(configs)}"
+    try:
+        probe.write_bytes(b"x")
+    finally:
+        probe.unlink(missing_ok=True)
+    checked: set[tuple] = set()
+    plan: dict[str, list[RunConfig]] = {"new": [], "resume": [], "done": [], "stale": []}
+    for c in configs:
+        key = (c.dataset, c.data_seed, repr(sorted(c.dataset_kwargs.items())))
+        if key not in checked:
+            checked.add(key)
+            data = dataset_for(c)
+            labels = [y for y in (data.y_train, data.y_test) if y is not None]
+            if len(labels) < 2:
+                raise ValueError(f"dataset {c.dataset!r} has no labels: evaluation needs them")
+            for part, y in zip(("training", "test"), labels, strict=True):
+                if len(set(y.tolist())) < 2:
+                    raise ValueError(
+                        f"dataset {c.dataset!r}: the {part} split has one class; the k-NN and "
+                        "linear probes need at least two (give images of two classes or more)"
+                    )
+        n_train = dataset_for(c).x_train.shape[0]
+        if c.batch_size > n_train:
+            raise ValueError(
+                f"batch_size {c.batch_size} exceeds the {n_train} training images of "
+                f"{c.dataset!r}: use --batch-size {n_train} or less"
+            )
+        run = RunDir(run_dir_for(out_dir, c))
+        result = run.result(expect=c)
+        if result is not None and result.get("status") == "done":
+            plan["stale" if stale_reason(result) else "done"].append(c)
+        elif run.checkpoint_path.exists():
+            run.load_checkpoint(expect=c)
+            plan["resume"].append(c)
+        else:
+            plan["new"].append(c)
+    return plan
+
+
 #: A comparison's runs are not meant to time out: one attempt may take this long.
 COMPARE_TIMEOUT_MIN = 7 * 24 * 60
 
@@ -210,15 +261,17 @@ def run_comparison(
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    reuse_stale: bool = False,
 ) -> dict[str, Any]:
     """Train the runs of ``spec`` with the sweep engine's local pool (finished runs are reused,
-    interrupted ones resume from their checkpoint), then write the table, CSVs and plots into
-    ``out_dir``.
+    interrupted ones resume from their checkpoint, results of other code are rerun unless
+    ``reuse_stale``), then write the table, CSVs and plots into ``out_dir``
+    (``report["table"]`` is None when no run finished).
 
     Every run is seeded, so the results do not depend on how many run at once. The folder is
     locked meanwhile; a table of another comparison found there is replaced, and said so.
     """
-    from sslobjectives.results import load_results, write_report
+    from sslobjectives.results import write_report
     from sslobjectives.sweep.submission import FolderLock, submit
     from sslobjectives.train.rundir import RunDir
 
@@ -257,16 +310,31 @@ def run_comparison(
 
     try:
         with FolderLock(out_dir):
-            report = submit(spec, out_dir, executor="local", log=log, on_event=on_event)
+            report = submit(
+                spec,
+                out_dir,
+                executor="local",
+                log=log,
+                on_event=on_event,
+                reuse_stale=reuse_stale,
+            )
             wanted = {r.run_id for r in runs}
-            results = [r for r in load_results([out_dir / "runs"]) if r["run_id"] in wanted]
+            # Each run's result from its own folder, checked to be its own: a result.json
+            # copied from another run is an error naming the file, never a second copy of it.
+            results = []
+            for r in runs:
+                files = RunDir.for_config(out_dir, r.config)
+                result = files.result(expect=r.config)
+                if result is not None and result.get("status") == "done":
+                    result["_path"] = str(files.result_path)
+                    results.append(result)
             note = _replaced_report_note(out_dir, wanted)
             if note:
                 log(note)
             if results:
                 written = write_report(results, out_dir)
             else:
-                written = {"rows": [], "table": "no finished runs: no table", "plots": []}
+                written = {"rows": [], "table": None, "plots": []}
     finally:
         if bar is not None:
             bar.close()

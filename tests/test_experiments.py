@@ -220,6 +220,7 @@ def _fake_sweep(root: Path, name: str, runs: list[dict], by: list[str], zip_keys
             continue
         (out / d).mkdir(parents=True)
         result = {
+            "run_id": str(i),
             "label": r["label"],
             "seed": r["seed"],
             "config": config,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sslobjectives.train import RunConfig, train
+from sslobjectives.train.rundir import pack_checkpoint, read_checkpoint
 from sslobjectives.train.trainer import CHECKPOINT_FILE, Trainer, resolve_init_from
 
 TINY = dict(
@@ -53,7 +54,7 @@ def test_config_rules():
 
 def test_loaded_weights_equal_the_source_and_the_head_reset_changes_only_the_head(source):
     run_dir, _ = source
-    state = torch.load(run_dir / CHECKPOINT_FILE, weights_only=True)
+    state = read_checkpoint(run_dir / CHECKPOINT_FILE)[1]
     for target in (str(run_dir), str(run_dir / CHECKPOINT_FILE)):
         cfg = RunConfig(objective="bits", **{**TINY, "seed": 1}, init_from=target)
         trainer = Trainer(cfg, run_dir.parent / "t", progress=False)
@@ -96,7 +97,7 @@ def test_continued_training_resumes_from_its_own_checkpoint_not_the_source(sourc
     cfg = RunConfig(objective="bits", **TINY, init_from=str(run_dir))
     out = tmp_path / "adapt"
     train(cfg, out, progress=False)
-    own = torch.load(out / CHECKPOINT_FILE, weights_only=True)
+    own = read_checkpoint(out / CHECKPOINT_FILE)[1]
     (out / "result.json").unlink()  # as if killed after the last checkpoint
     trainer = Trainer(cfg, out, progress=False)
     assert trainer.load_checkpoint()
@@ -115,11 +116,14 @@ def test_bad_init_from_is_a_clear_error(source, tmp_path):
     unfinished.mkdir()
     cases.append((str(unfinished), "has no result"))
     junk = tmp_path / "junk.pt"
-    torch.save({"weights": torch.zeros(2)}, junk)
+    junk.write_bytes(pack_checkpoint({"weights": torch.zeros(2)}))
     cases.append((str(junk), "not a trainer checkpoint"))
+    unchecked = tmp_path / "unchecked.pt"
+    torch.save({"weights": torch.zeros(2)}, unchecked)
+    cases.append((str(unchecked), "without checksum"))
     not_torch = tmp_path / "text.pt"
     not_torch.write_text("hello")
-    cases.append((str(not_torch), "cannot read the checkpoint"))
+    cases.append((str(not_torch), "not a readable checkpoint"))
     for init_from, message in cases:
         cfg = RunConfig(objective="bits", **TINY, init_from=init_from)
         with pytest.raises(ValueError, match=message):

@@ -13,6 +13,7 @@ from sslobjectives.train.rundir import (
     FileLock,
     RunAlreadyRunning,
     RunDir,
+    RunFileError,
     run_dir_for,
     write_json_atomic,
 )
@@ -42,7 +43,8 @@ def test_result_is_read_one_way(tmp_path):
     assert run.result() is None and not run.is_done() and not run.holds_run()
     run.path.mkdir()
     (run.path / RESULT_FILE).write_text('{"status": "do')  # not ours: never written torn
-    assert run.result() is None
+    with pytest.raises(RunFileError, match=r"r/result.json is not valid JSON.*delete it"):
+        run.result()
     run.write_result({"status": "failed", "error": "x"})
     assert run.result()["status"] == "failed" and not run.is_done() and run.holds_run()
     run.write_result({"status": "done", "n": torch.tensor([1, 2])})
@@ -100,3 +102,117 @@ def test_readers_do_not_import_the_trainer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------ identity
+
+
+TINY = dict(
+    epochs=1, batch_size=256, head_dim=32, head_hidden=64, bottleneck_dim=16, knn_k=5,
+    warmup_epochs=0, n_local=0,
+)  # fmt: skip
+
+
+def _old_run_id(config: RunConfig) -> str:
+    """The run id as every earlier version computed it (named datasets must keep it)."""
+    import hashlib
+
+    d = config.to_dict()
+    d.pop("label")
+    for key, unset in (("init_from", ""), ("reset_head_at_start", False)):
+        if d[key] == unset:
+            d.pop(key)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def test_named_datasets_keep_their_run_ids_and_user_files_enter_by_contents(tmp_path):
+    import numpy as np
+
+    for cfg in (RunConfig(), RunConfig(dataset="shapes", dataset_kwargs={"n": 40})):
+        assert cfg.run_id == _old_run_id(cfg) and cfg.config_hash.startswith(cfg.run_id)
+    path = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 8, 8)), np.arange(20) % 2
+    np.savez(path, x=x, y=y)
+    first = RunConfig(dataset=str(path)).run_id
+    assert RunConfig(dataset=str(path)).run_id == first  # stable while the file is
+    np.savez(path, x=x + 1, y=y)  # new contents, same path
+    second = RunConfig(dataset=str(path)).run_id
+    assert second != first
+    np.savez(path, x=x, y=y)  # the old contents back: the old run again
+    os.utime(path, ns=(1, 1))
+    assert RunConfig(dataset=str(path)).run_id == first
+    folder = tmp_path / "images"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "1.png").write_bytes(b"one")
+    before = RunConfig(dataset=str(folder)).run_id
+    (folder / "a" / "1.png").write_bytes(b"two")
+    assert RunConfig(dataset=str(folder)).run_id != before
+
+
+def test_the_code_version_is_recorded_but_not_in_the_run_id(tmp_path, monkeypatch):
+    from sslobjectives.train import rundir
+
+    cfg = RunConfig(**TINY)
+    run = RunDir(tmp_path)
+    run.write_result({"status": "done", "label": "dino", "seed": 0}, cfg)
+    written = run.result(expect=cfg)
+    assert written["code"] == rundir.code_version() and rundir.stale_reason(written) is None
+    assert {"run_id", "config_hash", "data_fingerprint"} <= written.keys()
+    other = {"version": "0.0.1", "commit": "f" * 40, "dirty": True}
+    monkeypatch.setattr(rundir, "code_version", lambda: other)
+    assert RunConfig(**TINY).run_id == cfg.run_id  # ids stay stable across code versions
+    assert "written by sslobjectives" in rundir.stale_reason(written)
+    assert "ffffffffff (dirty)" in rundir.stale_reason(written)
+
+
+def test_a_result_of_other_code_is_rerun_or_kept_when_asked(tmp_path, monkeypatch):
+    from sslobjectives.train import rundir, train
+    from sslobjectives.train import trainer as trainer_module
+
+    cfg = RunConfig(**TINY)
+    first = train(cfg, tmp_path / "r", progress=False)
+    kept = train(cfg, tmp_path / "r", resume=True, progress=False)
+    assert kept == first  # same code: reused
+    other = {"version": "0.0.1", "commit": None, "dirty": None}
+    monkeypatch.setattr(rundir, "code_version", lambda: other)
+    reused = train(cfg, tmp_path / "r", resume=True, progress=False, reuse_stale=True)
+    assert reused["code"] == first["code"]  # kept only when asked
+    calls = []
+    original = trainer_module.Trainer.run
+
+    def counted(self):
+        calls.append(1)
+        return original(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "run", counted)
+    rerun = train(cfg, tmp_path / "r", resume=True, progress=False)
+    assert calls == [1] and rerun["code"] == other  # trained again, by this code
+    stale = sorted((tmp_path / "r").glob("result.stale-*.json"))
+    assert len(stale) == 1 and json.loads(stale[0].read_text())["code"] == first["code"]
+    retired = [a for a in RunDir(tmp_path / "r").attempts() if a["event"] == "retired"]
+    assert "written by sslobjectives" in retired[0]["reason"]
+
+
+def test_checkpoints_carry_identity_code_and_a_checksum(tmp_path):
+    from sslobjectives.train.rundir import pack_checkpoint, read_checkpoint
+
+    cfg = RunConfig(**TINY)
+    run = RunDir(tmp_path)
+    run.save_checkpoint({"epoch": 2, "w": torch.arange(1000.0), "run_id": cfg.run_id}, cfg)
+    header = run.checkpoint_header()
+    assert header["run_id"] == cfg.run_id and header["config_hash"] == cfg.config_hash
+    assert header["epoch"] == 2 and isinstance(header["code"], dict)
+    assert torch.equal(run.load_checkpoint(expect=cfg)["w"], torch.arange(1000.0))
+    with pytest.raises(RunFileError, match="is the checkpoint of run"):
+        run.load_checkpoint(expect=RunConfig(**{**TINY, "lr": 0.5}))
+    blob = bytearray(pack_checkpoint({"epoch": 2, "w": torch.arange(1000.0)}, cfg))
+    # flip bytes inside the payload: the zip container may not notice, the checksum must
+    start = blob.find(b"\x00\x00\x80\x3f")  # 1.0 in float32, in the tensor data
+    assert start > 0
+    for i in range(start, start + 50):
+        blob[i] ^= 0xFF
+    (tmp_path / "checkpoint.pt").write_bytes(bytes(blob))
+    with pytest.raises(RunFileError, match="checkpoint.pt: the checkpoint fails its checksum"):
+        read_checkpoint(tmp_path / "checkpoint.pt")
+    assert run.checkpoint_epoch() == -1

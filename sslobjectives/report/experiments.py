@@ -65,7 +65,7 @@ def _from_manifest(out: Path, m: dict[str, Any]) -> Experiment:
     runs = []
     for run in m.get("runs", []):
         files = RunDir(out / run["dir"])
-        result = files.result()
+        result = files.result(expect={"run_id": run["run_id"]})  # never another run's result
         status = "missing" if result is None else result.get("status")
         status = status if status in ("done", "missing") else "failed"
         if result is not None:

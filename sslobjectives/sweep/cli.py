@@ -26,6 +26,11 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--executor", choices=["slurm", "local", "debug"], help="override [executor]")
     s.add_argument("--out", help="sweep directory (default: [sweep] out or results/sweeps/NAME)")
     s.add_argument("--wait", action="store_true", help="slurm: wait until every run has ended")
+    s.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="keep finished runs written by other code (default: rerun them, saying so)",
+    )
     s.set_defaults(func=_submit)
 
     t = ssub.add_parser("status", help="per-run state: pending/running/requeued/done/failed")
@@ -39,21 +44,16 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(path: str):
-    from sslobjectives.sweep.spec import SpecError, load_spec
+    """The spec; a :class:`SpecError` (every problem, joined on one line by the CLI)."""
+    from sslobjectives.sweep.spec import load_spec
 
-    try:
-        return load_spec(path)
-    except SpecError as err:
-        print(f"sslobj sweep: {err}", file=sys.stderr)
-        return None
+    return load_spec(path)
 
 
 def _plan(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.states import format_status, plan
 
     spec = _load(args.spec)
-    if spec is None:
-        return 2
     out = Path(args.out or spec.default_out())
     states = plan(spec, out)
     sizes = " x ".join(f"{name} {n}" for name, n in spec.axis_sizes())
@@ -83,8 +83,6 @@ def _submit(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.submission import FolderBusy, submit
 
     spec = _load(args.spec)
-    if spec is None:
-        return 2
     try:
         report = submit(
             spec,
@@ -92,6 +90,7 @@ def _submit(args: argparse.Namespace) -> int:
             executor=args.executor,
             wait=args.wait,
             log=lambda msg: print(msg, flush=True),
+            reuse_stale=args.reuse_stale,
         )
     except (SpecError, FolderBusy) as err:
         print(f"sslobj sweep: {err}", file=sys.stderr)
@@ -105,18 +104,19 @@ def _submit(args: argparse.Namespace) -> int:
     print(f"sweep directory: {report.out}")
     print(f"  status:  sslobj sweep status {_quote(report.out)}")
     print(f"  collect: sslobj sweep collect {_quote(report.out)}")
-    return 1 if report.errors else 0
+    if report.errors:
+        print(f"{len(report.errors)} runs failed:", file=sys.stderr)
+        for msg in report.errors.values():
+            print(f"  {msg}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.manifest import read_manifest
     from sslobjectives.sweep.states import format_status, status
 
-    try:
-        manifest = read_manifest(args.dir)
-    except FileNotFoundError as err:
-        print(f"sslobj sweep: {err}", file=sys.stderr)
-        return 2
+    manifest = read_manifest(args.dir)
     states = status(args.dir)
     if args.json:
         rows = [
@@ -129,6 +129,7 @@ def _status(args: argparse.Namespace) -> int:
                 "job_id": s.job_id,
                 "attempts": s.attempts,
                 "detail": s.detail,
+                "stale": s.stale,
                 "run_dir": str(s.run_dir),
             }
             for s in states
@@ -143,14 +144,12 @@ def _status(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.collection import collect
 
-    try:
-        report = collect(args.dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"sslobj sweep: {err}", file=sys.stderr)
-        return 1
+    report = collect(args.dir)
     print(report["table"])
     files = ["runs.csv", "summary.csv", "table.txt", *(Path(p).name for p in report["plots"])]
     print(f"{report['n_done']} finished runs -> {Path(args.dir).resolve()} ({', '.join(files)})")
+    if report.get("n_stale"):
+        print(f"note: {report['n_stale']} of them come from other code (sslobj sweep status)")
     if report["missing"]:
         print(f"not finished ({len(report['missing'])}): " + "; ".join(report["missing"]))
     return 0

@@ -7,7 +7,18 @@ from typing import Any
 
 from sslobjectives.sweep.manifest import read_manifest
 from sslobjectives.sweep.states import _varied_text
-from sslobjectives.train.rundir import RunDir
+from sslobjectives.train.rundir import RunDir, stale_reason
+
+
+def _config_hash(config: dict[str, Any]) -> str | None:
+    """The config hash of a manifest run's config (None when it no longer validates)."""
+    from sslobjectives.train.config import RunConfig
+
+    try:
+        return RunConfig.from_dict(config).config_hash
+    except (ValueError, TypeError):
+        return None
+
 
 # ------------------------------------------------------------------------------ wait, collect
 
@@ -16,21 +27,30 @@ def collect(out: str | Path) -> dict[str, Any]:
     """Aggregate the finished runs: ``runs.csv``, ``summary.csv``, ``table.txt`` and plots in
     ``out``, grouped by the varied keys (mean ± 95% CI over seeds); see
     :func:`sslobjectives.results.write_report`."""
-    from sslobjectives.results import load_results, write_report
+    from sslobjectives.results import write_report
 
     out = Path(out).resolve()
     manifest = read_manifest(out)
-    files, missing = [], []
+    results, missing, stale = [], [], 0
     for run in manifest["runs"]:
         run_dir = RunDir(out / run["dir"])
-        if run_dir.is_done():
-            files.append(run_dir.result_path)
+        # checked to be the run's own (run id and config hash): a result.json copied from
+        # another run is an error naming the file, never a seed counted twice
+        expect = {"run_id": run["run_id"]}
+        full = _config_hash(run["config"]) if isinstance(run.get("config"), dict) else None
+        if full is not None and full[:12] == run["run_id"]:  # unchanged since submitted
+            expect["config_hash"] = full
+        result = run_dir.result(expect=expect)
+        if result is not None and result.get("status") == "done":
+            result["_path"] = str(run_dir.result_path)
+            results.append(result)
+            stale += stale_reason(result) is not None
         else:
             missing.append(run)
-    results = load_results(files)
     if not results:
         raise ValueError(f"no finished runs in {out} yet ({len(missing)} not done)")
     report = write_report(results, out, by=manifest["by"], varied=manifest["varied"])
     report["n_done"] = len(results)
+    report["n_stale"] = stale
     report["missing"] = [f"{m['label']} s{m['seed']} ({_varied_text(m)})" for m in missing]
     return report

@@ -109,9 +109,21 @@ def run_attempt(
                     world_size=dist_env.world_size,
                     resume_epoch=files.checkpoint_epoch(),
                 )
-            result = train(
-                cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env, on_epoch=on_epoch
-            )
+            try:
+                result = train(
+                    cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env,
+                    on_epoch=on_epoch,
+                )
+            except Exception as err:
+                # the reason, as JSON next to the run: `sweep status` reads it there and
+                # never unpickles submitit's result files
+                if dist_env.is_main:
+                    files.log_attempt("error", job_id=env["job_id"], error=_reason(err))
+                    try:  # kept with the run, where status, compare and collect find it
+                        files.record_failure(cfg, _reason(err))
+                    except OSError:
+                        pass  # the folder cannot take it: attempts.jsonl still says why
+                raise
             wall = time.time() - t0
             if dist_env.is_main:
                 files.log_attempt(
@@ -134,6 +146,10 @@ def run_attempt(
         "rank": dist_env.rank,
         "world_size": dist_env.world_size,
     }
+def _reason(err: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def read_attempts(run_dir: str | Path) -> list[dict[str, Any]]:

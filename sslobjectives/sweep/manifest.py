@@ -21,7 +21,40 @@ def read_manifest(out: str | Path) -> dict[str, Any]:
     path = Path(out) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{out} is not a sweep directory (no {MANIFEST})")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({type(err).__name__}): it was not written by this "
+            "project; restore it, or submit the spec again into a new --out"
+        ) from None
+    problems = _manifest_problems(manifest)
+    if problems:
+        raise ValueError(
+            f"{path} is not a sweep manifest ({problems}): restore it, or submit the spec "
+            "again into a new --out"
+        )
+    return manifest
+
+
+def _manifest_problems(m: Any) -> str:
+    """What is wrong with the shape of a manifest ('' when nothing): the commands index
+    into it, and a hand-edited file must fail here, naming itself, not deep inside them."""
+    if not isinstance(m, dict):
+        return "not a JSON object"
+    if not isinstance(m.get("runs", []), list) or not isinstance(m.get("submissions", []), list):
+        return "runs and submissions must be lists"
+    for run in m.get("runs", []):
+        if not isinstance(run, dict) or not all(k in run for k in ("run_id", "dir", "label")):
+            return "a run without run_id, dir or label"
+        if not isinstance(run["dir"], str) or ".." in Path(run["dir"]).parts:
+            return f"run dir {run['dir']!r} leaves the sweep directory"
+        if Path(run["dir"]).is_absolute():
+            return f"run dir {run['dir']!r} is not relative to the sweep directory"
+    for sub in m.get("submissions", []):
+        if not isinstance(sub, dict) or not isinstance(sub.get("jobs", {}), dict):
+            return "a submission without a jobs table"
+    return ""
 
 
 def _new_manifest() -> dict[str, Any]:

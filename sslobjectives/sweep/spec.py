@@ -41,10 +41,17 @@ Format::
     array_parallelism = 2          # runs at once (slurm array %N; local process pool)
     max_num_timeout = 3            # requeues after a timeout before giving up
     signal_delay_s = 30            # USR2 this long before the time limit (local and slurm)
-    slurm_signal_delay_s = 30      # any slurm_<name> is passed to submitit's SlurmExecutor:
-    slurm_account = "my-account"   # account, qos, constraint, exclude, comment, ...
+    slurm_signal_delay_s = 30      # a few named SLURM settings (SLURM_SETTINGS), typed:
+    slurm_account = "my-account"   # account, qos, constraint, exclude, nodelist, comment, ...
 
-The runs are ``grid product x zip rows x seeds``. Every problem in a spec is reported at once
+Only the SLURM settings named in :data:`SLURM_SETTINGS` are accepted, each with its type
+and its characters checked: anything that reaches a command line or the job's environment
+(``slurm_setup``, ``slurm_srun_args``, ``slurm_additional_parameters`` — which would carry
+``export``, ``wrap``, ``--task-prolog`` ...) is refused with the reason.
+
+The runs are ``grid product x zip rows x seeds``; a spec of more than :data:`MAX_RUNS` runs
+is refused before it is expanded (its size is the product of the axis lengths). Every
+problem in a spec is reported at once
 (:class:`SpecError`): unknown keys with the nearest valid one, empty axes, zip axes of unequal
 length, values of the wrong type, objective parameters the objective does not have (checked
 by :meth:`RunConfig.problems` for every expanded run), an unknown executor kind.
@@ -59,6 +66,7 @@ import json
 import math
 import types
 import typing
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,11 +86,48 @@ SECTIONS = ("sweep", "base", "grid", "zip", "executor")
 SWEEP_KEYS = ("name", "seeds", "budget", "description", "out")
 #: RunConfig fields that are free-form dicts: dotted axis keys may reach into them.
 DICT_FIELDS = ("objective_cfg", "dataset_kwargs", "backbone_kwargs")
-#: submitit SlurmExecutor parameters a spec may not set: they are shell commands (a spec is
-#: data) or are set by the sweep itself.
+#: The most runs a spec may expand to (a SLURM array is capped far lower by most clusters:
+#: ``MaxArraySize`` defaults to 1001); beyond, split the sweep.
+MAX_RUNS = 10_000
+#: The longest sweep name or label: it names a folder (with seed and run id, under the
+#: 255-byte limit of most filesystems) and a SLURM job.
+MAX_NAME = 100
+#: The SLURM settings a spec may name (as ``slurm_<name>``), with their type: ``"name"`` a
+#: SLURM name or list (letters, digits and ``_ . , : = + @ % / [ ] -``, not starting with
+#: ``-``), ``"constraint"`` a name plus the operators ``& | ( ) ! *``, ``"text"`` printable
+#: text, ``int`` and ``bool``.
+SLURM_SETTINGS: dict[str, Any] = {
+    "account": "name",
+    "qos": "name",
+    "constraint": "constraint",
+    "exclude": "name",
+    "nodelist": "name",
+    "gres": "name",
+    "mail_type": "name",
+    "mail_user": "name",
+    "mem_per_cpu": "name",
+    "mem_per_gpu": "name",
+    "wckey": "name",
+    "dependency": "name",
+    "comment": "text",
+    "cpus_per_gpu": int,
+    "gpus_per_task": int,
+    "num_gpus": int,
+    "exclusive": bool,
+    "stderr_to_stdout": bool,
+}
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,:=+@%/[]-")
+_CONSTRAINT_CHARS = _NAME_CHARS | set("&|()!*")
+#: submitit SlurmExecutor parameters a spec may not set: they reach a command line or the
+#: job's environment (a spec is data), or are set by the sweep itself.
 FORBIDDEN_SLURM = {
     "setup": "shell commands are not allowed in a spec (a spec is data)",
     "teardown": "shell commands are not allowed in a spec (a spec is data)",
+    "srun_args": "srun arguments reach the command line of every task (a spec is data)",
+    "additional_parameters": (
+        "free #SBATCH options (export, wrap, task-prolog, ...) reach the job's command line "
+        "and environment (a spec is data); name the setting instead"
+    ),
     "use_srun": "the sweep runs its jobs through srun",
     "array_parallelism": "use array_parallelism",
     "job_name": "the job name is the sweep name",
@@ -233,9 +278,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a TOML spec; raises :class:`SpecError` listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise SpecError(str(path), [f"cannot read the spec: {err.strerror or err}"]) from None
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            str(path), [f"not UTF-8 text (byte {err.start}): save the spec as UTF-8 TOML"]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -262,8 +311,8 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         problems.append(f"{key!r} is both a [grid] and a [zip] axis")
     lengths = {k: len(v) for k, v in zipped.items()}
     if zipped and len(set(lengths.values())) == 1:
-        rows = [_canonical(row) for row in zip(*zipped.values(), strict=True)]
-        repeated = sorted({r for r in rows if rows.count(r) > 1})
+        counts = Counter(_canonical(row) for row in zip(*zipped.values(), strict=True))
+        repeated = sorted(r for r, n in counts.items() if n > 1)
         if repeated:
             problems.append(f"[zip] has repeated rows ({', '.join(zipped)}): {repeated}")
     if len(set(lengths.values())) > 1:
@@ -287,6 +336,14 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     # Expand even when other parts are wrong (with the well-formed axes only), so that the
     # problems of the run configs are reported in the same pass.
     usable = spec if len(set(lengths.values())) <= 1 else dataclasses.replace(spec, zip={})
+    n_runs = math.prod(n for _, n in usable.axis_sizes())
+    if n_runs > MAX_RUNS:
+        sizes = " x ".join(f"{k} {n}" for k, n in usable.axis_sizes())
+        problems.append(
+            f"the spec expands to {n_runs} runs ({sizes}), more than the {MAX_RUNS} a sweep may "
+            "hold: split it into several sweeps or shorten an axis"
+        )
+        raise SpecError(source, problems)
     runs, run_problems = _expand(usable)
     problems += run_problems
     if not runs and not run_problems and not problems:
@@ -399,7 +456,7 @@ def _canonical(value: Any) -> str:
 def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
     fields = {f.name: f for f in dataclasses.fields(ExecutorSpec) if f.name != "slurm"}
     slurm_valid = _slurm_parameters()
-    valid = [*fields, *(f"slurm_{k}" for k in sorted(slurm_valid))]
+    valid = [*fields, *(f"slurm_{k}" for k in [*SLURM_SETTINGS, "signal_delay_s"])]
     kwargs: dict[str, Any] = {}
     slurm: dict[str, Any] = {}
     for key, value in d.items():
@@ -408,11 +465,19 @@ def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
             name = key[len("slurm_") :]
             if name in FORBIDDEN_SLURM and name != "signal_delay_s":
                 problems.append(f"{where}: not allowed: {FORBIDDEN_SLURM[name]}")
-            elif name not in slurm_valid:
-                problems.append(f"{where}: unknown key {key!r}{nearest_key(key, valid)}")
-            else:
-                problems += [f"{where}: {p}" for p in _plain_data_problems(value)]
+            elif name == "signal_delay_s":
                 slurm[name] = value
+            elif name not in SLURM_SETTINGS:
+                why = " (not a setting a spec may name)" if name in slurm_valid else ""
+                problems.append(
+                    f"{where}: unknown key {key!r}{nearest_key(key, valid)}{why}; valid SLURM "
+                    f"settings: {', '.join(f'slurm_{k}' for k in SLURM_SETTINGS)}"
+                )
+            else:
+                found = _slurm_value_problems(value, SLURM_SETTINGS[name])
+                problems += [f"{where}: {p}" for p in found]
+                if not found:
+                    slurm[name] = value
             continue
         if key not in fields:
             problems.append(f"executor: unknown key {key!r}{nearest_key(key, valid)}")
@@ -454,7 +519,9 @@ def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
             problems.append(f"executor.{key} must be a string, got {kwargs[key]!r}")
             ok = False
         elif key in kwargs:
-            problems += [f"executor.{key}: {p}" for p in _plain_data_problems(kwargs[key])]
+            found = _slurm_value_problems(kwargs[key], "name")
+            problems += [f"executor.{key}: {p}" for p in found]
+            ok = ok and not found
     if not ok:
         kind = kwargs.get("kind", "local")
         if isinstance(kind, str) and kind not in EXECUTOR_KINDS:
@@ -463,6 +530,32 @@ def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
     spec = ExecutorSpec(**kwargs, slurm=slurm)
     problems += spec.problems_for(spec.kind)
     return spec
+
+
+def _slurm_value_problems(value: Any, kind: Any) -> list[str]:
+    """What is wrong with ``value`` for a SLURM setting of type ``kind`` (see
+    :data:`SLURM_SETTINGS`)."""
+    if kind is bool:
+        return [] if isinstance(value, bool) else [f"must be true or false, got {value!r}"]
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return [f"must be an integer >= 0, got {value!r}"]
+        return []
+    if not isinstance(value, str):
+        return [f"must be a string, got {_typename(value)} {value!r}"]
+    if _control_chars(value):
+        return ["control characters (newline, tab, ...) are not allowed"]
+    if len(value) > 200:
+        return [f"at most 200 characters, got {len(value)}"]
+    if kind == "text":
+        return []
+    allowed = _CONSTRAINT_CHARS if kind == "constraint" else _NAME_CHARS
+    bad = sorted(set(value) - allowed)
+    if bad:
+        return [f"characters {''.join(bad)!r} are not allowed in {value!r} (a SLURM name)"]
+    if value.startswith("-"):
+        return [f"must not start with '-' (it would read as an option), got {value!r}"]
+    return []
 
 
 def _slurm_parameters() -> set[str]:
@@ -599,28 +692,9 @@ def _path_part_problems(text: str) -> list[str]:
         out.append("must not be '.' or '..'")
     if _control_chars(text):
         out.append("control characters (newline, tab, ...) are not allowed")
+    if len(text) > MAX_NAME:
+        out.append(f"at most {MAX_NAME} characters (it names a folder), got {len(text)}")
     return out
-
-
-def _plain_data_problems(value: Any) -> list[str]:
-    """Executor values reach ``#SBATCH`` lines: scalars, lists or tables of them, no newlines."""
-    if isinstance(value, str):
-        return (
-            ["control characters (newline, tab, ...) are not allowed"]
-            if _control_chars(value)
-            else []
-        )
-    if isinstance(value, bool | int | float):
-        return []
-    if isinstance(value, list):
-        return [p for v in value for p in _plain_data_problems(v)]
-    if isinstance(value, dict):
-        out = []
-        for k, v in value.items():
-            out += [f"key {k!r}: {p}" for p in _plain_data_problems(k)]
-            out += [f"{k}: {p}" for p in _plain_data_problems(v)]
-        return out
-    return [f"unsupported value {value!r} ({_typename(value)})"]
 
 
 def _control_chars(text: str) -> bool:

@@ -3,7 +3,6 @@ plan of a spec, and the status table."""
 
 from __future__ import annotations
 
-import pickle
 import socket
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from sslobjectives.sweep.slurm import (
 )
 from sslobjectives.sweep.spec import SweepSpec, _show
 from sslobjectives.texttable import format_text_table
-from sslobjectives.train.rundir import RunDir, run_dir_for
+from sslobjectives.train.rundir import RunDir, RunFileError, run_dir_for, stale_reason
 
 # ------------------------------------------------------------------------------ status
 
@@ -50,6 +49,10 @@ class RunStatus:
     detail: str = ""
     stderr_tail: str = ""
     runtime_s: float | None = None
+    #: why a finished result comes from other code than this (None: this code)
+    stale: str | None = None
+    #: a file of the run folder that cannot be used (unreadable, another run's)
+    problem: str | None = None
 
 
 def status(out: str | Path) -> list[RunStatus]:
@@ -83,15 +86,31 @@ def _statuses(manifest: dict[str, Any], out: Path) -> list[RunStatus]:
     return out_list
 
 
+def _checked_result(st: RunStatus) -> dict[str, Any] | None:
+    """The run's result if it is the run's; a file that is not is recorded in
+    ``st.problem`` (and shown as a failure naming the file) rather than used."""
+    try:
+        return RunDir(st.run_dir).result(expect={"run_id": st.run_id})
+    except RunFileError as err:
+        st.problem = str(err)
+        return None
+
+
 def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: Path) -> None:
-    result = RunDir(st.run_dir).result()
+    result = _checked_result(st)
     attempts = RunDir(st.run_dir).attempts()
     st.attempts = sum(a.get("event") == "start" for a in attempts)
+    if st.problem is not None:
+        st.state, st.detail = "failed", st.problem
+        return
     if result is not None and result.get("status") == "done":
         st.state = "done"
         st.runtime_s = result.get("runtime_s")
         if st.attempts > 1:
             st.detail = f"{st.attempts} attempts"
+        st.stale = stale_reason(result)
+        if st.stale:
+            st.detail = (st.detail + "; " if st.detail else "") + f"stale: {st.stale}"
         if job:
             st.job_id = job[0]
         return
@@ -138,7 +157,7 @@ def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: 
     if kind == "local":
         outcome = _local_outcome(folder, job_id)
     else:
-        outcome = _submitit_outcome(folder, job_id)
+        outcome = _job_outcome(job_attempts)
     if sched_state is None and kind == "slurm" and not slurm_ok:
         st.state, st.detail = "unknown", "SLURM could not be queried"
         return
@@ -200,16 +219,16 @@ def _job_paths(folder: Path, job_id: str):
     return JobPaths(folder / "%j", job_id=job_id, task_id=0)
 
 
-def _submitit_outcome(folder: Path, job_id: str) -> tuple[str, Any] | None:
-    """``("success", value)`` / ``("error", traceback)`` from submitit's result pickle."""
-    path = _job_paths(folder, job_id).result_pickle
-    if not path.exists():
-        return None
-    try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except Exception:  # a torn or foreign pickle says nothing reliable
-        return None
+def _job_outcome(job_attempts: list[dict[str, Any]]) -> tuple[str, Any] | None:
+    """``("success", status)`` / ``("error", reason)`` of a job from the JSON lines it wrote
+    (``attempts.jsonl``); None when it wrote neither. Job state never comes from submitit's
+    result pickles: unpickling a file found in a folder runs whatever code it holds."""
+    for record in reversed(job_attempts):
+        if record.get("event") == "error":
+            return "error", str(record.get("error", "error"))
+        if record.get("event") == "end":
+            return "success", record.get("status")
+    return None
 
 
 def _stderr_tail(folder: Path, job_id: str, lines: int = 12) -> str:
@@ -269,11 +288,16 @@ def plan(spec: SweepSpec, out: str | Path | None = None) -> list[RunStatus]:
             out_list.append(known[r.run_id])
             continue
         run_dir = run_dir_for(out, r.config)
-        result = RunDir(run_dir).result()
-        state = "done" if result and result.get("status") == "done" else "unsubmitted"
-        out_list.append(
-            RunStatus(r.run_id, r.config.display_name, r.config.seed, r.varied, run_dir, state)
+        st = RunStatus(
+            r.run_id, r.config.display_name, r.config.seed, r.varied, run_dir, "unsubmitted"
         )
+        result = _checked_result(st)
+        if st.problem is not None:
+            st.state, st.detail = "failed", st.problem
+        elif result and result.get("status") == "done":
+            st.state, st.stale = "done", stale_reason(result)
+            st.detail = f"stale: {st.stale}" if st.stale else ""
+        out_list.append(st)
     return out_list
 
 

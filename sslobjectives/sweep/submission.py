@@ -51,17 +51,21 @@ def submit(
     log: Log = _quiet,
     poll_s: float = 5.0,
     on_event: Callable[[str, PlannedRun, dict[str, Any]], None] | None = None,
+    reuse_stale: bool = False,
 ) -> SubmitReport:
     """Submit the runs of ``spec`` that are neither done nor in progress.
 
     ``slurm``: one array job (``map_array``, at most ``array_parallelism`` at once); returns
-    at once unless ``wait``. ``local``: a pool of ``array_parallelism`` submitit local jobs,
-    returns when all ended. ``debug``: in this process, one after the other (an exception
-    drops into pdb, as submitit's debug executor does).
+    at once unless ``wait``. ``local``: the project's own pool of ``array_parallelism``
+    worker processes (:mod:`sslobjectives.sweep.pool`), returns when all ended. ``debug``: in
+    this process, one after the other; a failed run is recorded and the next one goes on.
 
     The folder is locked while this works on it (:class:`FolderLock`); partial files left by
     dead processes (``.*.tmp-<pid>``) are removed first. ``on_event(kind, run, info)`` sees
     the local pool's ``start``, ``epoch``, ``requeue`` and ``end`` events (progress bars).
+
+    A run folder holding a file that is not the run's is an error before anything is
+    submitted; a finished run of other code is submitted again unless ``reuse_stale``.
     """
     kind = executor or spec.executor.kind
     problems = spec.executor.problems_for(kind)
@@ -84,9 +88,20 @@ def submit(
         _update_manifest_spec(manifest, spec, runs, out)
         states = {s.run_id: s for s in _statuses(manifest, out)}
         report = SubmitReport(out=out, kind=kind, folder=out / SUBMITIT_DIR)
+        problems = [s.problem for s in states.values() if s.problem]
+        if problems:  # known before any run starts: refuse, naming the files
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ValueError(problems[0] + more)
         todo: list[PlannedRun] = []
         for r in runs:
             st = states[r.run_id]
+            if st.state == "done" and st.stale and not reuse_stale:
+                log(
+                    f"rerunning {r.config.display_name} s{r.config.seed}: its result is stale "
+                    f"({st.stale}); --reuse-stale keeps it"
+                )
+                todo.append(r)
+                continue
             if st.state in ("done", *IN_PROGRESS):
                 report.skipped[r.run_id] = st.state
                 continue
@@ -229,12 +244,21 @@ def _run_name(r: PlannedRun) -> str:
     return f"{r.config.display_name} s{r.config.seed}"
 
 
-def _finished_message(r: PlannedRun, out: Path, reason: str | None = None) -> str:
+def _finished_message(
+    r: PlannedRun, out: Path, reason: str | None = None, job_id: str | None = None
+) -> str:
     name = f"{_run_name(r)} ({r.describe()})"
-    result = RunDir.for_config(out, r.config).result()
+    run = RunDir.for_config(out, r.config)
+    result = run.result(expect=r.config)
     if result and result.get("status") == "done":
         return f"done {name} in {result.get('runtime_s', 0):.1f} s"
-    reason = reason or (result.get("error") if result else None) or "no result"
+    # the reason from the JSON the job wrote, never from submitit's result pickle
+    errors = [a for a in run.attempts() if a.get("event") == "error"]
+    if job_id is not None:
+        errors = [a for a in errors if str(a.get("job_id")) == str(job_id)] or errors
+    reason = reason or (result.get("error") if result else None)
+    reason = reason or (errors[-1].get("error") if errors else None) or "no result"
+    reason = str(reason).strip().splitlines()[0] if str(reason).strip() else "no result"
     return f"FAILED {name}: {reason}"
 
 
@@ -254,13 +278,15 @@ def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
         try:
             # the call itself (not job.result(), which would open pdb on an exception)
             job.submission().result()
-        except Exception as err:
-            sub.setdefault("errors", {})[r.run_id] = f"{type(err).__name__}: {err}"
-            report.errors[r.run_id] = str(err)
+        except Exception as err:  # noqa: BLE001 - the run's failure, recorded; the next runs go on
+            text = str(err).strip().splitlines()
+            reason = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+            sub.setdefault("errors", {})[r.run_id] = reason
             _write_manifest(out, manifest)
-            log(f"[{i}/{len(runs)}] FAILED {r.config.display_name} s{r.config.seed}")
-            raise
-        log(f"[{i}/{len(runs)}] {_finished_message(r, out)}")
+        msg = _finished_message(r, out)
+        if msg.startswith("FAILED"):
+            report.errors[r.run_id] = msg
+        log(f"[{i}/{len(runs)}] {msg}")
 
 
 def _remove_stray_folder(out: Path) -> None:

@@ -185,14 +185,27 @@ class RunConfig:
     def run_id(self) -> str:
         """Hash of everything that determines the result (the label is left out, and so are
         ``init_from`` and ``reset_head_at_start`` when unset, so that adding them kept the ids
-        of earlier runs)."""
+        of earlier runs); the first 12 hex digits of :attr:`config_hash`."""
+        return self.config_hash[:12]
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 of everything that determines the result (see :attr:`run_id`). A user's
+        ``.npz`` file or image folder enters by its contents (``data_fingerprint``): new
+        contents at the same path are a new run; the named datasets enter by name, so their
+        ids stay those of earlier versions."""
+        from sslobjectives.train.rundir import data_fingerprint
+
         d = self.to_dict()
         d.pop("label")
         for key, unset in (("init_from", ""), ("reset_head_at_start", False)):
             if d[key] == unset:
                 d.pop(key)
+        fingerprint = data_fingerprint(self.dataset)
+        if fingerprint != self.dataset:
+            d["data_fingerprint"] = fingerprint
         blob = json.dumps(d, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return hashlib.sha256(blob).hexdigest()
 
     @property
     def display_name(self) -> str:

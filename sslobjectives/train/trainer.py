@@ -44,8 +44,13 @@ from sslobjectives.train.rundir import (  # noqa: F401  (re-exported: the traine
     CHECKPOINT_FILE,
     RESULT_FILE,
     RunDir,
+    RunFileError,
+    check_identity,
+    identity,
+    read_checkpoint,
     read_result,
     resolve_init_from,
+    stale_reason,
     versions,
     write_json_atomic,
 )
@@ -144,6 +149,12 @@ class Trainer:
         self.data = dataset_for(config)
         if self.data.y_train is None:
             raise ValueError(f"dataset {config.dataset!r} has no labels: evaluation needs them")
+        for part, y in (("training", self.data.y_train), ("test", self.data.y_test)):
+            if y is not None and len(torch.unique(torch.as_tensor(y))) < 2:
+                raise ValueError(
+                    f"dataset {config.dataset!r}: the {part} split has one class; the k-NN and "
+                    "linear probes need at least two (give images of two classes or more)"
+                )
         self.augment = default_augment(self.data, n_local=config.n_local)
         #: the one place the trainer asks which output its objective reads
         self.head_kind = get(config.objective).head_kind
@@ -196,18 +207,12 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         if self.env.is_main:
-            self.files.save_checkpoint(self.state_dict())
+            self.files.save_checkpoint(self.state_dict(), self.config)
 
     def load_checkpoint(self) -> bool:
-        state = self.files.load_checkpoint(map_location=self.device)
+        state = self.files.load_checkpoint(map_location=self.device, expect=self.config)
         if state is None:
             return False
-        path = self.files.checkpoint_path
-        if state.get("run_id") != self.config.run_id:
-            raise ValueError(
-                f"checkpoint {path} belongs to run {state.get('run_id')}, "
-                f"not {self.config.run_id}: refusing to resume a different config"
-            )
         self.student.load_state_dict(state["student"])
         self.teacher.load_state_dict(state["teacher"])
         self.objective.load_state_dict(state["objective"])
@@ -226,9 +231,9 @@ class Trainer:
         cfg = self.config
         path = resolve_init_from(cfg.init_from, cfg.seed)
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:
-            raise ValueError(f"init_from: cannot read the checkpoint {path}: {err}") from None
+            state = read_checkpoint(path, map_location=self.device)[1]
+        except RunFileError as err:
+            raise ValueError(f"init_from: {err}") from None
         if not isinstance(state, dict) or not {"student", "teacher"} <= state.keys():
             raise ValueError(f"init_from: {path} is not a trainer checkpoint (no student/teacher)")
         try:
@@ -314,8 +319,12 @@ class Trainer:
                     epoch=epoch + it / self.steps_per_epoch,
                     stats=self._stats_due(it),
                 )
-            except ValueError as err:
-                return {"failed": f"epoch {epoch}, step {step}: {err}", "step": step}
+            except (ValueError, torch.linalg.LinAlgError) as err:
+                # a numerical failure of the objective (non-finite values, a singular matrix)
+                # is a failed run, recorded, not a crash
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                reason = reason or type(err).__name__
+                return {"failed": f"epoch {epoch}, step {step}: {reason}", "step": step}
             self.objective_time += time.perf_counter() - t_obj
             loss = out.loss * env.world_size  # DDP averages gradients over processes
             self.optimizer.zero_grad(set_to_none=True)
@@ -420,7 +429,8 @@ class Trainer:
                 result["collapsed"] = reason is not None
                 result["collapse_reason"] = reason
         if self.env.is_main:
-            self.files.write_result(result)
+            self.files.write_result(result, cfg)
+            result = self.files.result()
         return result
 
 
@@ -432,6 +442,7 @@ def train(
     progress: bool = True,
     dist_env: DistEnv | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    reuse_stale: bool = False,
 ) -> dict[str, Any]:
     """Train one run into ``run_dir`` and return its result (also in ``result.json``).
 
@@ -439,12 +450,25 @@ def train(
     interrupted one continues from its last checkpoint. Without it, an existing checkpoint
     is an error (nothing is silently overwritten). ``on_epoch(record)`` is called after each
     epoch's checkpoint is written (the sweep pool reports progress and stops at timeouts there).
+    A result or checkpoint of another run,
+    config or data is a :class:`RunFileError`; one written by other code is moved aside
+    and the run trained again, unless ``reuse_stale`` (see :mod:`sslobjectives.train.rundir`).
     """
     files = RunDir(run_dir)
     if resume:
-        done = files.result()
+        done = files.result(expect=config)
         if done is not None and done.get("status") == "done":
-            return done
+            stale = stale_reason(done)
+            if stale is None or reuse_stale:
+                return done
+            files.retire(f"result {stale}")
+        else:
+            header = files.checkpoint_header()
+            if header is not None:
+                check_identity(header, identity(config), files.checkpoint_path, "checkpoint")
+                stale = stale_reason(header)
+                if stale is not None and not reuse_stale:
+                    files.retire(f"checkpoint {stale}")
     elif files.holds_run():
         raise ValueError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue")
     trainer = Trainer(config, run_dir, progress=progress, dist_env=dist_env, on_epoch=on_epoch)
