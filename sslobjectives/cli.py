@@ -97,10 +97,8 @@ def _bench(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[1]
     if not (root / "benchmarks" / "__main__.py").is_file():
         print(
-            f"sslobj bench: no benchmarks/ directory next to the sslobjectives package ({root}). "
-            "The benchmarks ship with the source repository, not with the installed package: "
-            "run `sslobj bench` from an editable install (pip install -e .) of a checkout, "
-            "or `python -m benchmarks` in the checkout.",
+            "sslobj bench: the benchmarks are not installed with the package; run `sslobj bench` "
+            "in a clone of the source repository (pip install -e . there).",
             file=sys.stderr,
         )
         return 2
