@@ -52,18 +52,21 @@ def _compare(args: argparse.Namespace) -> int:
         run_comparison,
         select_methods,
     )
+    from sslobjectives.train.datacheck import check_data
 
     # The default models are tiny: one thread per run is fastest, and two threads fighting
     # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
     torch.set_num_threads(args.threads)
     base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
-    for key in ("batch_size", "n_local", "device"):
+    for key in ("batch_size", "n_local", "device", "eval_dataset"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     try:
         methods = select_methods(default_methods(args.epochs), args.objectives)
         base, methods = apply_overrides(base, methods, args.set)
         configs = plan_runs(methods, args.seeds, base)
+        # every data problem here, in one line, before any run starts (a DataError)
+        data_notes = check_data(configs)
     except ValueError as err:
         print(f"sslobj compare: {err}", file=sys.stderr)
         return 2
@@ -72,6 +75,8 @@ def _compare(args: argparse.Namespace) -> int:
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
+    for note in data_notes:
+        print(note, flush=True)
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
     jobs = min(jobs, len(configs))
     if jobs > 1:
@@ -142,7 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="digits",
         help="digits, shapes, a .npz file or an image folder (default: digits)",
     )
-    cmp_.add_argument("--backbone", default="cnn", help="cnn, mlp, vit or timm:<name>")
+    cmp_.add_argument(
+        "--eval-dataset",
+        dest="eval_dataset",
+        metavar="DATASET",
+        help="a labelled dataset of the same image shape to evaluate on (k-NN, probe, mAP); "
+        "for data without labels",
+    )
+    cmp_.add_argument(
+        "--backbone",
+        default="cnn",
+        help="cnn, mlp (the one for (N, D) vectors), vit or timm:<name>",
+    )
     cmp_.add_argument("--epochs", type=int, default=30)
     cmp_.add_argument(
         "--seeds",

@@ -125,6 +125,8 @@ def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[d
         row: dict[str, Any] = dict(zip(by, key, strict=True))
         row["n"] = len(runs)
         row["collapsed"] = sum(bool(r.get("collapsed")) for r in runs)
+        # a run without labels writes final["labels"] in place of its label metrics
+        row["unlabelled"] = sum("labels" in (r.get("final") or {}) for r in runs)
         for m in TABLE_METRICS:
             vals = [r["final"].get(m) for r in runs if isinstance(r["final"].get(m), (int, float))]
             if vals:
@@ -153,10 +155,14 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
             cells.append(f"{r[m]:.3f} ± {r[m + '_ci']:.3f}{mark}")
         cells.append(f"{r['collapsed']}/{r['n']}")
         lines.append(cells)
-    return (
-        format_text_table(header, lines)
-        + "\nmean ± 95% CI over seeds (t-distribution); * best in column"
-    )
+    footer = "\nmean ± 95% CI over seeds (t-distribution); * best in column"
+    unlabelled = [str(r.get(by[0])) for r in rows if r.get("unlabelled")]
+    if unlabelled:
+        footer += (
+            f"\nlabel metrics need labels (k-NN, linear probe, mAP): {', '.join(unlabelled)} "
+            "trained and evaluated without labels; --eval-dataset gives a labelled evaluation set"
+        )
+    return format_text_table(header, lines) + footer
 
 
 def write_runs_csv(results: Sequence[dict], path: str | Path) -> None:

@@ -78,8 +78,17 @@ def _submit(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.spec import SpecError
     from sslobjectives.sweep.submission import submit
 
+    from sslobjectives.train.datacheck import check_data
+
     spec = _load(args.spec)
     if spec is None:
+        return 2
+    try:
+        # the data of every run, checked here once before anything is submitted
+        for note in check_data(run.config for run in spec.expand()):
+            print(note, flush=True)
+    except ValueError as err:
+        print(f"sslobj sweep: {err}", file=sys.stderr)
         return 2
     try:
         report = submit(
