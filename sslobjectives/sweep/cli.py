@@ -77,7 +77,6 @@ def _plan(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.spec import SpecError
     from sslobjectives.sweep.submission import submit
-
     from sslobjectives.train.datacheck import check_data
 
     spec = _load(args.spec)

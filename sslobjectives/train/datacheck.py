@@ -56,7 +56,7 @@ def check_data(configs: Iterable[RunConfig]) -> list[str]:
         data = dataset_for(config)
         data.check_backbone(config.backbone)
         ev = eval_dataset_for(config, data)
-        for ds, source in ((data, config.dataset), (ev, config.eval_dataset)):
+        for source, ds in {config.dataset: data, config.eval_dataset or config.dataset: ev}.items():
             if ds.scaling is not None:
                 notes[source] = (
                     f"{source}: values in {ds.scaling['min']:.4g}..{ds.scaling['max']:.4g} "
