@@ -120,11 +120,12 @@ class ImageDataset:
         shape = tuple(int(n) for n in self.x_train.shape[1:])
         return shape[:1] if self.vectors else shape
 
-    def check_backbone(self, backbone: str) -> None:
-        """Vectors train only with the ``mlp`` backbone; a :class:`DataError` otherwise."""
+    def check_backbone(self, backbone: str, source: str = "") -> None:
+        """Vectors train only with the ``mlp`` backbone; a :class:`DataError` (naming
+        ``source``, the file, else :attr:`name`) otherwise."""
         if self.vectors and backbone != "mlp":
             raise DataError(
-                f"{self.name}: (N, {self.in_channels}) vectors are not images, backbone "
+                f"{source or self.name}: (N, {self.in_channels}) vectors are not images, backbone "
                 f"{backbone!r} cannot read them; use the mlp backbone (--backbone mlp)"
             )
 

@@ -54,7 +54,7 @@ def check_data(configs: Iterable[RunConfig]) -> list[str]:
     notes: dict[str, str] = {}
     for config in configs:
         data = dataset_for(config)
-        data.check_backbone(config.backbone)
+        data.check_backbone(config.backbone, config.dataset)
         ev = eval_dataset_for(config, data)
         for source, ds in {config.dataset: data, config.eval_dataset or config.dataset: ev}.items():
             if ds.scaling is not None:

@@ -127,7 +127,7 @@ class Trainer:
             torch.cuda.set_device(self.env.local_rank)
             self.device = torch.device("cuda", self.env.local_rank)
         self.data = dataset_for(config)
-        self.data.check_backbone(config.backbone)
+        self.data.check_backbone(config.backbone, config.dataset)
         #: where the features are evaluated (the training data's test split by default)
         self.eval_data = eval_dataset_for(config, self.data)
         self.augment = default_augment(self.data, n_local=config.n_local)
