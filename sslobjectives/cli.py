@@ -128,15 +128,19 @@ def _compare(args: argparse.Namespace) -> int:
     )
     from sslobjectives.sweep.cli import INTERRUPTED
     from sslobjectives.sweep.submission import FolderBusy
+    from sslobjectives.train.datacheck import check_data
 
     base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
-    for key in ("batch_size", "n_local", "device"):
+    for key in ("batch_size", "n_local", "device", "eval_dataset"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     methods = select_methods(default_methods(args.epochs), args.objectives)
     base, methods = apply_overrides(base, methods, args.set)
     configs = plan_runs(methods, args.seeds, base)
-    state = preflight(configs, args.out)  # every error known before a run starts
+    # every data problem in one line (a DataError), then everything else a run would
+    # meet, before any run starts
+    data_notes = check_data(configs)
+    state = preflight(configs, args.out)
     # The default models are tiny: one thread per run is fastest, and two threads fighting
     # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
@@ -149,6 +153,8 @@ def _compare(args: argparse.Namespace) -> int:
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
+    for note in data_notes:
+        print(note, flush=True)
     if state["stale"]:
         names = ", ".join(f"{c.display_name} s{c.seed}" for c in state["stale"][:6])
         more = "" if len(state["stale"]) <= 6 else f" and {len(state['stale']) - 6} more"
@@ -196,10 +202,8 @@ def _bench(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[1]
     if not (root / "benchmarks" / "__main__.py").is_file():
         print(
-            f"sslobj bench: no benchmarks/ directory next to the sslobjectives package ({root}). "
-            "The benchmarks ship with the source repository, not with the installed package: "
-            "run `sslobj bench` from an editable install (pip install -e .) of a checkout, "
-            "or `python -m benchmarks` in the checkout.",
+            "sslobj bench: the benchmarks are not installed with the package; run `sslobj bench` "
+            "in a clone of the source repository (pip install -e . there).",
             file=sys.stderr,
         )
         return 2
@@ -257,7 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="digits",
         help="digits, shapes, a .npz file or an image folder (default: digits)",
     )
-    cmp_.add_argument("--backbone", default="cnn", help="cnn, mlp, vit or timm:<name>")
+    cmp_.add_argument(
+        "--eval-dataset",
+        dest="eval_dataset",
+        metavar="DATASET",
+        help="a labelled dataset of the same image shape to evaluate on (k-NN, probe, mAP); "
+        "for data without labels",
+    )
+    cmp_.add_argument(
+        "--backbone",
+        default="cnn",
+        help="cnn, mlp (the one for (N, D) vectors), vit or timm:<name>",
+    )
     cmp_.add_argument("--epochs", type=_positive, default=30)
     cmp_.add_argument(
         "--seeds",

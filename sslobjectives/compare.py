@@ -158,7 +158,7 @@ def preflight(configs: list[RunConfig], out_dir: str | Path) -> dict[str, list[R
     ``ValueError`` naming it. Returns the configs by what will happen to them: ``new``,
     ``resume``, ``done`` (reused), ``stale`` (a result of other code, see
     :func:`sslobjectives.train.rundir.stale_reason`)."""
-    from sslobjectives.train.trainer import dataset_for
+    from sslobjectives.train.datacheck import dataset_for, eval_dataset_for
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,14 +173,13 @@ def preflight(configs: list[RunConfig], out_dir: str | Path) -> dict[str, list[R
         key = (c.dataset, c.data_seed, repr(sorted(c.dataset_kwargs.items())))
         if key not in checked:
             checked.add(key)
-            data = dataset_for(c)
-            labels = [y for y in (data.y_train, data.y_test) if y is not None]
-            if len(labels) < 2:
-                raise ValueError(f"dataset {c.dataset!r} has no labels: evaluation needs them")
-            for part, y in zip(("training", "test"), labels, strict=True):
-                if len(set(y.tolist())) < 2:
+            # unlabelled data trains (label-free diagnostics); labels that exist, of the
+            # training data or of --eval-dataset, must hold two classes or more
+            data = eval_dataset_for(c, dataset_for(c))
+            for part, y in (("training", data.y_train), ("test", data.y_test)):
+                if y is not None and len(set(y.tolist())) < 2:
                     raise ValueError(
-                        f"dataset {c.dataset!r}: the {part} split has one class; the k-NN and "
+                        f"dataset {data.name!r}: the {part} split has one class; the k-NN and "
                         "linear probes need at least two (give images of two classes or more)"
                     )
         n_train = dataset_for(c).x_train.shape[0]

@@ -154,6 +154,8 @@ def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[d
         row: dict[str, Any] = dict(zip(by, key, strict=True))
         row["n"] = len(runs)
         row["collapsed"] = sum(bool(r.get("collapsed")) for r in runs)
+        # a run without labels writes final["labels"] in place of its label metrics
+        row["unlabelled"] = sum("labels" in (r.get("final") or {}) for r in runs)
         for m in TABLE_METRICS:
             vals = [r["final"].get(m) for r in runs if isinstance(r["final"].get(m), (int, float))]
             if vals:
@@ -204,6 +206,12 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
         notes.append(
             f"! fewer than {MIN_SEEDS} seeds: the CI says little (none for one seed); "
             "run more seeds before reading a difference"
+        )
+    unlabelled = [str(r.get(by[0])) for r in rows if r.get("unlabelled")]
+    if unlabelled:
+        notes.append(
+            f"label metrics need labels (k-NN, linear probe, mAP): {', '.join(unlabelled)} "
+            "trained and evaluated without labels; --eval-dataset gives a labelled evaluation set"
         )
     return format_text_table(header, lines) + "\n" + "\n".join(notes)
 

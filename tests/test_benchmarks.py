@@ -172,4 +172,6 @@ def test_sslobj_bench_says_when_benchmarks_is_absent(monkeypatch, capsys):
 
     monkeypatch.setattr(Path, "is_file", lambda self: False)
     assert cli.main(["bench", "--tiny"]) == 2
-    assert "not with the installed package" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not installed with the package" in err and "clone of the source repository" in err
+    assert len(err.strip().splitlines()) == 1

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from sslobjectives.cli import main
@@ -153,6 +156,76 @@ def test_compare_cli_rejects_unknown_keys(capsys):
 def test_method_is_data():
     m = Method("x", "bits", {"beta": 0.2}, {"reset_period": 2})
     assert plan_runs([m], [0], {})[0].objective_cfg == {"beta": 0.2}
+
+
+# ------------------------------------------------------------------ user data (issue 14)
+
+
+def _compare(tmp_path, *extra):
+    out = tmp_path / "cmp"
+    args = ["compare", "--objectives", "dino", "--seeds", "1", "--out", str(out), *TINY_SET]
+    return main([*args, *extra, "--no-progress", "--jobs", "1"]), out
+
+
+@pytest.mark.parametrize(
+    ("arrays", "backbone", "expected"),
+    [
+        ({"pixels": np.zeros((10, 4, 4))}, "cnn", "name the images one of x, X, images"),
+        ({"x": np.full((10, 4, 4), np.inf)}, "cnn", "key 'x' holds NaN or inf"),
+        ({"x": np.zeros((10, 4, 4)), "labels": np.zeros(3)}, "cnn", "key 'labels' has shape"),
+        ({"x": np.random.default_rng(0).random((10, 6))}, "cnn", "use the mlp backbone"),
+    ],
+)
+def test_data_problems_are_one_line_exit_2_before_any_run(
+    tmp_path, capsys, arrays, backbone, expected
+):
+    path = tmp_path / "mine.npz"
+    np.savez(path, **arrays)
+    code, out = _compare(tmp_path, "--dataset", str(path), "--backbone", backbone)
+    captured = capsys.readouterr()
+    assert code == 2
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("sslobj compare: ") and str(path) in line and expected in line
+    assert "runs (" not in captured.out and not out.exists()  # nothing started
+
+
+def test_a_data_error_from_the_command_line_has_no_traceback(tmp_path):
+    path = tmp_path / "mine.npz"
+    np.savez(path, X=np.zeros((5, 4)), x=np.zeros((5, 4)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "sslobjectives", "compare", "--dataset", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"sslobj compare: {path}: keys ['x', 'X'] all look like the same array; keep one of them"
+    ]
+
+
+def test_unlabelled_float_data_trains_and_the_table_says_label_metrics_need_labels(
+    tmp_path, capsys
+):
+    from sklearn.datasets import load_digits
+
+    np.savez(tmp_path / "digits16.npz", images=load_digits().images)  # 0..16, no labels
+    code, out = _compare(tmp_path, "--dataset", str(tmp_path / "digits16.npz"))
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.count("values in 0..16 scaled min-max to [0, 1]") == 1
+    assert "label metrics need labels" in printed and "effective_rank" in printed
+    assert "label metrics need labels" in (out / "table.txt").read_text()
+    (result,) = [json.loads(f.read_text()) for f in out.glob("runs/*/result.json")]
+    assert result["dataset"]["scaling"] == {"method": "min-max", "min": 0.0, "max": 16.0}
+
+    code, out = _compare(
+        tmp_path / "eval", "--dataset", str(tmp_path / "digits16.npz"), "--eval-dataset", "digits"
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and "label metrics need labels" not in printed and "knn" in printed
+    (result,) = [json.loads(f.read_text()) for f in out.glob("runs/*/result.json")]
+    assert result["config"]["eval_dataset"] == "digits" and result["final"]["knn"] > 0.2
 
 
 def test_table_flags_fewer_than_three_seeds_and_clips_the_ci_to_the_metric_range():

@@ -10,6 +10,7 @@ from PIL import Image
 
 from sslobjectives.data import (
     SHAPE_NAMES,
+    DataError,
     ImageDataset,
     MultiCropAugment,
     default_augment,
@@ -180,19 +181,81 @@ def test_npz_float_colour_without_labels_and_factors(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("arrays", "message"),
+    ("arrays", "key", "fix"),
     [
-        ({"images": np.zeros((4, 3, 3))}, "missing key 'x'"),
-        ({"x": np.zeros((4, 3))}, "shape"),
-        ({"x": np.zeros((4, 3, 3)), "y": np.zeros(5, dtype=int)}, "y must have shape"),
-        ({"x": np.full((4, 3, 3), np.nan)}, "non-finite"),
-        ({"x": np.full((4, 3, 3), 2.0)}, r"\[0, 1\]"),
+        ({"pixels": np.zeros((4, 3, 3))}, "no image key", "x, X, images"),
+        ({"x": np.zeros((4, 3, 3, 3, 3))}, "'x'", "save images as"),
+        ({"x": np.zeros((4, 3, 3)), "y": np.zeros(5, dtype=int)}, "'y'", "one integer label"),
+        ({"X": np.zeros((4, 3, 3)), "labels": np.full(4, 0.5)}, "'labels'", "integer class"),
+        ({"x": np.full((4, 3, 3), np.nan)}, "'x'", "replace them"),
+        ({"images": np.full((4, 3, 3), 2.0)}, "'images'", "nothing to learn"),
+        ({"x": np.zeros((4, 3, 3)), "X": np.zeros((4, 3, 3))}, "'x', 'X'", "keep one"),
+        ({"x": np.zeros((4, 3, 8, 3))}, "'x'", "transpose"),
+        ({"x": np.array([["a", "b"]] * 4)}, "'x'", "uint8 or float"),
     ],
 )
-def test_npz_errors(tmp_path, arrays, message):
-    np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(ValueError, match=message):
-        load_dataset(str(tmp_path / "bad.npz"))
+def test_npz_errors_are_one_line_naming_file_key_and_fix(tmp_path, arrays, key, fix):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError) as err:
+        load_dataset(str(path))
+    text = str(err.value)
+    assert "\n" not in text and str(path) in text and key in text and fix in text, text
+
+
+@pytest.mark.parametrize(("x_key", "y_key"), [("x", "y"), ("X", "Y"), ("images", "labels")])
+def test_npz_keys_are_found_under_every_spelling(tmp_path, x_key, y_key):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (20, 5, 5), dtype=np.uint8), np.arange(20) % 2
+    np.savez(tmp_path / "k.npz", **{x_key: x, y_key: y})
+    ds = load_dataset(str(tmp_path / "k.npz"))
+    assert ds.num_classes == 2 and ds.sample_shape == (1, 5, 5) and ds.scaling is None
+    assert torch.equal(torch.cat([ds.y_train, ds.y_test]).sort().values, torch.tensor(sorted(y)))
+
+
+def test_float_pixels_in_any_range_are_scaled_min_max_per_dataset(tmp_path):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()  # float pixels in 0..16, as a user would save them
+    np.savez(tmp_path / "d.npz", x=bunch.images, y=bunch.target)
+    ds = load_dataset(str(tmp_path / "d.npz"))
+    assert ds.scaling == {"method": "min-max", "min": 0.0, "max": 16.0}
+    assert torch.allclose(ds.x_train, load_dataset("digits").x_train)
+    shifted = np.random.default_rng(0).normal(-3.0, 2.0, (30, 4, 4))
+    np.savez(tmp_path / "s.npz", x=shifted)
+    ds = load_dataset(str(tmp_path / "s.npz"))
+    together = torch.cat([ds.x_train, ds.x_test])
+    assert together.min() == 0 and together.max() == 1
+    assert ds.scaling["min"] == pytest.approx(shifted.min())
+    assert ds.scaling["max"] == pytest.approx(shifted.max())
+
+
+def test_channel_first_pytorch_layout_is_read_as_nchw(tmp_path):
+    x = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x=x, y=np.arange(12) % 3)
+    ds = load_dataset(str(tmp_path / "t.npz"))
+    assert ds.sample_shape == (1, 8, 8) and ds.image_size == 8
+    rgb = np.random.default_rng(0).random((12, 3, 6, 6)).astype(np.float32)
+    np.savez(tmp_path / "c.npz", x=rgb)
+    ds = load_dataset(str(tmp_path / "c.npz"))
+    assert ds.sample_shape == (3, 6, 6)
+    together = torch.cat([ds.x_train, ds.x_test])
+    assert torch.allclose(together.sum(0), torch.from_numpy(rgb).sum(0), atol=1e-5)
+
+
+def test_vectors_load_as_vectors_and_only_the_mlp_backbone_takes_them(tmp_path):
+    v = np.random.default_rng(0).normal(size=(40, 10))
+    np.savez(tmp_path / "v.npz", x=v, y=np.arange(40) % 2)
+    ds = load_dataset(str(tmp_path / "v.npz"))
+    assert ds.vectors and ds.sample_shape == (10,) and ds.scaling["method"] == "min-max"
+    ds.check_backbone("mlp")
+    for backbone in ("cnn", "vit"):
+        with pytest.raises(DataError, match="use the mlp backbone"):
+            ds.check_backbone(backbone)
+    views = default_augment(ds, n_local=2)(ds.x_train[:4], torch.Generator().manual_seed(0))
+    assert [tuple(t.shape) for t in views] == [(4, 10, 1, 1)] * 4
+    assert not torch.equal(views[0], views[1])  # the views differ: there is something to learn
+    assert not load_dataset("digits").vectors
 
 
 # ----------------------------------------------------------------------------- folders
@@ -250,7 +313,7 @@ def test_folder_errors_empty(tmp_path):
     with pytest.raises(ValueError, match="no class sub-folders"):
         load_dataset(str(tmp_path / "empty"))
     (tmp_path / "one" / "a").mkdir(parents=True)
-    with pytest.raises(ValueError, match="'a' contains no images"):
+    with pytest.raises(ValueError, match="'a' holds no images"):
         load_dataset(str(tmp_path / "one"))
 
 
@@ -272,6 +335,7 @@ def test_folder_unreadable_files_all_listed(tmp_path):
     with pytest.raises(ValueError, match="2 unreadable") as info:
         load_dataset(str(root))
     assert "junk.png" in str(info.value) and "notes.txt" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 # ----------------------------------------------------------------------------- augment

@@ -404,3 +404,44 @@ def test_the_readme_sweep_spec_is_valid(tmp_path):
     assert len(spec.expand()) == 3 * 2 * 3
     assert spec.executor.kind == "slurm"
     assert "sslobj sweep submit" in section and "sslobj sweep collect" in section
+
+
+def test_submit_checks_every_runs_data_first_and_refuses_in_one_line(tmp_path, capsys):
+    import numpy as np
+
+    bad = tmp_path / "mine.npz"
+    np.savez(bad, pixels=np.zeros((10, 4, 4)))
+    spec_path = write_spec(
+        tmp_path / "data.toml",
+        f"""
+        [sweep]
+        name = "user data"
+        seeds = [0]
+        [base]
+        epochs = 1
+        [grid]
+        dataset = ["digits", "{bad}"]
+        [executor]
+        kind = "debug"
+        """,
+    )
+    out = tmp_path / "out"
+    assert main(["sweep", "submit", str(spec_path), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"sslobj sweep: {bad}: no image key")
+    assert not out.exists()  # nothing submitted, not even the manifest
+    eval_spec = write_spec(
+        tmp_path / "eval.toml",
+        """
+        [sweep]
+        name = "eval set"
+        seeds = [0]
+        [base]
+        epochs = 1
+        eval_dataset = "shapes"
+        [executor]
+        kind = "debug"
+        """,
+    )
+    assert main(["sweep", "submit", str(eval_spec), "--out", str(out)]) == 2
+    assert "evaluation samples have shape" in capsys.readouterr().err

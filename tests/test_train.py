@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 
+from sslobjectives.data import DataError, load_dataset
+from sslobjectives.eval.run import NEEDS_LABELS
 from sslobjectives.objectives.bits import BITS
 from sslobjectives.schedules import RunSchedules
 from sslobjectives.train import RunConfig, Trainer, read_result, train
+from sslobjectives.train.datacheck import check_data
 from sslobjectives.train.rundir import read_checkpoint
 from sslobjectives.train.trainer import CHECKPOINT_FILE
 
@@ -189,3 +194,78 @@ def test_diagnostics_are_sampled_every_few_steps_and_on_the_last(tmp_path):
     assert due == [*range(0, n, STATS_EVERY), n - 1] or due == list(range(0, n, STATS_EVERY))
     record = trainer.train_epoch(0)
     assert {"loss", "bce", "rate", "bit_entropy", "dead_bits"} <= set(record)
+
+
+# ------------------------------------------------------------------ user data (issue 14)
+
+
+def _digits_npz(path, labels=True):
+    """sklearn's digits as a user saves them: float pixels in 0..16, keys X (and Y)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    arrays = {"X": bunch.images}
+    if labels:
+        arrays["Y"] = bunch.target
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("objective", ["dino", "bits"])
+def test_unlabelled_data_trains_and_reports_label_free_diagnostics(tmp_path, objective):
+    data = _digits_npz(tmp_path / "unlabelled.npz", labels=False)
+    result = train(tiny(objective=objective, dataset=data), tmp_path / "run", progress=False)
+    assert result["status"] == "done"
+    final = result["final"]
+    assert final["labels"] == NEEDS_LABELS
+    assert not {"knn", "linear", "map"} & set(final)
+    assert final["effective_rank"] > 1
+    entropy = "bit_entropy" if objective == "bits" else "posterior_marginal_entropy"
+    assert final[entropy] > 0
+    assert all("knn" not in h and math.isfinite(h["loss"]) for h in result["history"])
+    assert result["dataset"]["labelled"] is False
+    assert result["dataset"]["scaling"] == {"method": "min-max", "min": 0.0, "max": 16.0}
+    assert read_result(tmp_path / "run")["final"]["labels"] == NEEDS_LABELS
+
+
+def test_eval_dataset_evaluates_on_a_separate_labelled_set(tmp_path):
+    data = _digits_npz(tmp_path / "unlabelled.npz", labels=False)
+    cfg = tiny(dataset=data, eval_dataset="digits")
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result["status"] == "done"
+    assert 0.2 < result["final"]["knn"] <= 1 and "labels" not in result["final"]
+    assert all("knn" in h for h in result["history"])
+    assert result["eval_dataset"]["name"] == "digits"
+    assert result["eval_dataset"]["split"] == load_dataset("digits").split
+
+
+def test_eval_dataset_key_leaves_the_ids_of_configs_without_it_unchanged():
+    # the id of the default config before eval_dataset existed (and of main at that time)
+    assert RunConfig().run_id == "57247054513e"
+    assert RunConfig(eval_dataset="digits").run_id != RunConfig().run_id
+    assert RunConfig.from_dict({"eval_dataset": "shapes"}).eval_dataset == "shapes"
+
+
+def test_eval_dataset_must_be_labelled_and_of_the_same_shape(tmp_path):
+    unlabelled = _digits_npz(tmp_path / "u.npz", labels=False)
+    with pytest.raises(DataError, match="evaluation set has no labels"):
+        check_data([tiny(dataset="digits", eval_dataset=unlabelled)])
+    with pytest.raises(DataError, match=r"shape \(1, 32, 32\).*\(1, 8, 8\)"):
+        check_data([tiny(dataset="digits", eval_dataset="shapes")])
+
+
+def test_vectors_train_with_the_mlp_backbone_and_others_refuse_them(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 3
+    v = rng.normal(size=(300, 12)) + 3.0 * np.eye(3)[y].repeat(4, axis=1)
+    np.savez(tmp_path / "v.npz", x=v, y=y)
+    data = str(tmp_path / "v.npz")
+    cfg = tiny(dataset=data, backbone="mlp", batch_size=64)
+    (note,) = check_data([cfg])
+    assert "scaled min-max" in note
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result["status"] == "done" and result["final"]["knn"] > 0.5
+    with pytest.raises(DataError, match="use the mlp backbone"):
+        check_data([cfg.replace(backbone="cnn")])
+    with pytest.raises(DataError, match="use the mlp backbone"):
+        Trainer(cfg.replace(backbone="vit"), tmp_path / "vit", progress=False)

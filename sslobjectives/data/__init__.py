@@ -16,7 +16,7 @@
 """
 
 from .augment import MultiCropAugment
-from .dataset import ImageDataset
+from .dataset import DataError, ImageDataset
 from .shapes import SHAPE_FACTOR_RANGES, SHAPE_NAMES, make_shapes
 from .sources import DATASET_NAMES, SOURCES, Source, default_augment, load_dataset
 
@@ -25,6 +25,7 @@ __all__ = [
     "SHAPE_FACTOR_RANGES",
     "SHAPE_NAMES",
     "SOURCES",
+    "DataError",
     "ImageDataset",
     "MultiCropAugment",
     "Source",

@@ -150,8 +150,13 @@ class MultiCropAugment:
         theta = torch.stack(
             [torch.stack([half_w * sign, zero, cx], 1), torch.stack([zero, half_h, cy], 1)], 1
         )
-        grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=True)
-        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if size == 1 and tuple(x.shape[2:]) == (1, 1):
+            # (N, D) vectors as 1x1 images: every crop of one pixel is that pixel (and
+            # affine_grid warns on unit-size grids)
+            out = x
+        else:
+            grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=True)
+            out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
         jitter = uniform(0, 1) < self.jitter_prob
         bright = uniform(1 - self.brightness, 1 + self.brightness)

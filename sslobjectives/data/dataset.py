@@ -19,6 +19,11 @@ from torch import Tensor
 from sslobjectives.suggest import did_you_mean
 
 
+class DataError(ValueError):
+    """A problem with the user's data, said in one line naming the file, the key and the fix;
+    the commands print it without a traceback and exit with status 2 (as argparse does)."""
+
+
 def _reject_unknown(kwargs: dict[str, Any], valid: Sequence[str], where: str) -> None:
     for key in kwargs:
         if key not in valid:
@@ -42,6 +47,12 @@ class ImageDataset:
             ``n_test``, ``stratified`` and ``train_hash`` (sha256 prefix of the sorted
             train indices into the source order).
         class_names: names of the classes, index = label (empty if unknown).
+        scaling: the min-max scaling that brought the source's values to ``[0, 1]``
+            (``{"method": "min-max", "min": ..., "max": ...}``), or ``None`` when none was
+            needed. Recorded in ``result.json``.
+
+    ``(N, D)`` vectors are held as ``D`` channels of 1x1 images (:attr:`vectors`); only the
+    ``mlp`` backbone reads them (:meth:`check_backbone`).
 
     Example:
         >>> from sslobjectives.data import load_dataset
@@ -60,6 +71,7 @@ class ImageDataset:
     factor_names: tuple[str, ...] = ()
     split: dict[str, Any] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
+    scaling: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -96,6 +108,26 @@ class ImageDataset:
     def image_size(self) -> int:
         """Side length of the images (the longer side if they are not square)."""
         return int(max(self.x_train.shape[2], self.x_train.shape[3]))
+
+    @property
+    def vectors(self) -> bool:
+        """True for ``(N, D)`` vectors (held as ``(N, D, 1, 1)``), not images."""
+        return tuple(self.x_train.shape[2:]) == (1, 1)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one image, or ``(D,)`` of one vector."""
+        shape = tuple(int(n) for n in self.x_train.shape[1:])
+        return shape[:1] if self.vectors else shape
+
+    def check_backbone(self, backbone: str, source: str = "") -> None:
+        """Vectors train only with the ``mlp`` backbone; a :class:`DataError` (naming
+        ``source``, the file, else :attr:`name`) otherwise."""
+        if self.vectors and backbone != "mlp":
+            raise DataError(
+                f"{source or self.name}: (N, {self.in_channels}) vectors are not images, backbone "
+                f"{backbone!r} cannot read them; use the mlp backbone (--backbone mlp)"
+            )
 
     @property
     def num_classes(self) -> int | None:
@@ -149,6 +181,7 @@ def _make_dataset(
     seed: int,
     test_fraction: float,
     class_names: tuple[str, ...] = (),
+    scaling: dict[str, Any] | None = None,
 ) -> ImageDataset:
     labels = y.numpy() if y is not None else None
     train, test, split = _split_indices(len(x), labels, seed, test_fraction)
@@ -168,4 +201,5 @@ def _make_dataset(
         factor_names=factor_names,
         split=split,
         class_names=class_names,
+        scaling=scaling,
     )

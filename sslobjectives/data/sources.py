@@ -10,8 +10,9 @@ Sources, chosen by ``load_dataset(name)``:
 - ``"shapes"``: :func:`make_shapes`, grayscale shapes whose generative factors (class, scale,
   position, rotation, intensity, noise) are known, to test what a representation encodes
   (BITS, arXiv 2602.09764, reports bits that track attributes shared across classes).
-- a path to an ``.npz`` file with key ``x`` (and optionally ``y``, ``factors``,
-  ``factor_names``);
+- a path to an ``.npz`` file with images (or ``(N, D)`` vectors) under ``x``, ``X`` or
+  ``images`` (and optionally labels under ``y``, ``Y`` or ``labels``, ``factors``,
+  ``factor_names``); floats outside ``[0, 1]`` are scaled min-max over the file;
 - a path to a folder with one sub-folder of images per class (read with Pillow).
 """
 
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from sslobjectives.data.augment import MultiCropAugment
-from sslobjectives.data.dataset import ImageDataset, _make_dataset, _reject_unknown
+from sslobjectives.data.dataset import DataError, ImageDataset, _make_dataset, _reject_unknown
 from sslobjectives.data.files import _load_folder, _load_npz
 from sslobjectives.data.shapes import SHAPE_FACTOR_RANGES, SHAPE_NAMES, make_shapes
 from sslobjectives.suggest import did_you_mean
@@ -90,6 +91,23 @@ def _generic_augment(size: int, n_local: int) -> MultiCropAugment:
     return MultiCropAugment(global_size=size, local_size=max(2, size // 2), n_local=n_local)
 
 
+def _vector_augment(size: int, n_local: int) -> MultiCropAugment:
+    """``(N, D)`` vectors (1x1 images of D channels): no crop or flip has a meaning, so a view
+    is the vector rescaled by a random factor plus Gaussian noise."""
+    return MultiCropAugment(
+        global_size=1,
+        local_size=1,
+        n_local=n_local,
+        global_scale=(1.0, 1.0),
+        local_scale=(1.0, 1.0),
+        ratio=(1.0, 1.0),
+        flip=False,
+        brightness=0.2,
+        contrast=0.0,
+        noise_std=0.05,
+    )
+
+
 @dataclass(frozen=True)
 class Source:
     """A named dataset source: ``load(seed, test_fraction, options)`` and the augmentation its
@@ -146,16 +164,25 @@ def load_dataset(
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".npz":
         _reject_unknown(kwargs, (), ".npz datasets")
-        x, y, factors, names = _load_npz(path)
-        return _make_dataset(path.stem, x, y, factors, names, seed, test_fraction)
+        a = _load_npz(path)
+        return _make_dataset(
+            path.stem,
+            a["x"],
+            a["y"],
+            a["factors"],
+            a["factor_names"],
+            seed,
+            test_fraction,
+            scaling=a["scaling"],
+        )
     if path.is_dir():
         _reject_unknown(kwargs, ("resize",), "image folders")
         x, y, classes = _load_folder(path, kwargs.get("resize"))
         return _make_dataset(path.name, x, y, None, (), seed, test_fraction, classes)
     hint = did_you_mean(name, DATASET_NAMES)
-    raise ValueError(
+    raise DataError(
         f"unknown dataset {name!r}{hint}; valid names: {list(DATASET_NAMES)}, "
-        "or a path to an existing .npz file or image folder (one sub-folder per class)"
+        "or the path of an existing .npz file or image folder (one sub-folder per class)"
     )
 
 
@@ -168,6 +195,7 @@ def default_augment(dataset: ImageDataset, n_local: int = 0) -> MultiCropAugment
     - ``shapes`` (32x32): global 32x32 at area 0.4-1, local 16x16 at area 0.1-0.4, flips,
       jitter, blur with probability 0.5 (sigma 0.1-1.5), noise 0.02.
     - anything else: global = image size, local = half of it, flips on, no blur or noise.
+    - ``(N, D)`` vectors: the vector scaled by a factor in 0.8-1.2 plus noise 0.05.
 
     Example:
         >>> from sslobjectives.data import load_dataset
@@ -177,4 +205,6 @@ def default_augment(dataset: ImageDataset, n_local: int = 0) -> MultiCropAugment
     """
     source = SOURCES.get(dataset.name)
     make = source.augment if source is not None else _generic_augment
+    if dataset.vectors:
+        make = _vector_augment
     return make(dataset.image_size, n_local)

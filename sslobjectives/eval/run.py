@@ -52,23 +52,36 @@ def extract(
     return torch.cat(feats), torch.cat(outs)
 
 
+#: what a run without labels reports in place of the label metrics
+NEEDS_LABELS = "label metrics need labels"
+
+
 def monitor(model: nn.Module, data, device: torch.device, knn_k: int) -> dict[str, float]:
-    """Per-epoch k-NN accuracy and effective rank of ``model``'s test features."""
-    f_tr, _ = extract(model, data.x_train, device)
+    """Per-epoch k-NN accuracy (with labels) and effective rank of ``model``'s test features."""
     f_te, _ = extract(model, data.x_test, device)
-    return {
-        "knn": knn_accuracy(f_tr, data.y_train, f_te, data.y_test, k=knn_k),
-        "effective_rank": float(diagnostics.effective_rank(f_te)),
-    }
+    out = {"effective_rank": float(diagnostics.effective_rank(f_te))}
+    if data.y_train is not None:
+        f_tr, _ = extract(model, data.x_train, device)
+        out["knn"] = knn_accuracy(f_tr, data.y_train, f_te, data.y_test, k=knn_k)
+    return out
 
 
 def final_metrics(
     model: nn.Module, objective, data, device: torch.device, knn_k: int
 ) -> dict[str, Any]:
     """k-NN, linear probe and retrieval mAP on ``model``'s features, the effective rank, and
-    what the objective adds (its codes scored the same way, its own diagnostics)."""
-    f_tr, h_tr = extract(model, data.x_train, device)
+    what the objective adds (its codes scored the same way, its own diagnostics).
+
+    Without labels only the label-free part is computed: the effective rank and the
+    objective's own diagnostics (marginal or bit entropy, channel health); ``"labels"`` then
+    says that the label metrics need labels."""
     f_te, h_te = extract(model, data.x_test, device)
+    if data.y_train is None:
+        metrics: dict[str, Any] = {"labels": NEEDS_LABELS}
+        metrics["effective_rank"] = float(diagnostics.effective_rank(f_te))
+        metrics.update(objective.final_stats(h_te))
+        return metrics
+    f_tr, h_tr = extract(model, data.x_train, device)
     codes = objective.final_codes(h_tr, h_te, with_factors=data.factors_test is not None)
     metrics = evaluate_representation(
         f_tr,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sslobjectives.resources import resource_dir
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -80,11 +82,12 @@ class Difference:
 
 
 def default_claims_path() -> Path:
-    """``experiments/claims.toml`` of the working directory, else of the source checkout."""
+    """``experiments/claims.toml`` of the working directory, else the one shipped with the
+    package (beside it in a checkout)."""
     local = Path("experiments") / "claims.toml"
     if local.exists():
         return local
-    return Path(__file__).resolve().parents[2] / "experiments" / "claims.toml"
+    return resource_dir("experiments") / "claims.toml"
 
 
 def load_claims(path: str | Path | None = None) -> dict[str, ExperimentClaims]:

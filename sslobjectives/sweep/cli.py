@@ -81,8 +81,16 @@ INTERRUPTED = "interrupted — resume with the same command"
 def _submit(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.spec import SpecError
     from sslobjectives.sweep.submission import FolderBusy, submit
+    from sslobjectives.train.datacheck import check_data
 
     spec = _load(args.spec)
+    try:
+        # the data of every run, checked here once before anything is submitted
+        for note in check_data(run.config for run in spec.expand()):
+            print(note, flush=True)
+    except ValueError as err:
+        print(f"sslobj sweep: {err}", file=sys.stderr)
+        return 2
     try:
         report = submit(
             spec,

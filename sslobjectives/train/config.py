@@ -39,6 +39,9 @@ class RunConfig:
             ``simdino``); objective_cfg: its config keys (e.g. ``{"beta": 0.2}``).
         label: display name in tables (e.g. ``bits-reset``); not part of the run id.
         dataset, dataset_kwargs, data_seed: the data and its fixed train/test split.
+        eval_dataset: a separate labelled dataset (name or path) of the same sample shape,
+            whose split the features are evaluated on (k-NN, probe, mAP); ``""`` = the
+            training data's own test split. Left out of the run id when unset.
         seed: initialisation, data order and augmentation.
         backbone, backbone_kwargs: the shared backbone.
         head_dim: K prototypes / B bits / embedding size. head_hidden, head_layers,
@@ -78,6 +81,7 @@ class RunConfig:
     label: str = ""
     dataset: str = "digits"
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_dataset: str = ""
     data_seed: int = 0
     seed: int = 0
     backbone: str = "cnn"
@@ -184,8 +188,8 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Hash of everything that determines the result (the label is left out, and so are
-        ``init_from`` and ``reset_head_at_start`` when unset, so that adding them kept the ids
-        of earlier runs); the first 12 hex digits of :attr:`config_hash`."""
+        ``init_from``, ``reset_head_at_start`` and ``eval_dataset`` when unset, so that adding
+        them kept the ids of earlier runs); the first 12 hex digits of :attr:`config_hash`."""
         return self.config_hash[:12]
 
     @property
@@ -198,7 +202,7 @@ class RunConfig:
 
         d = self.to_dict()
         d.pop("label")
-        for key, unset in (("init_from", ""), ("reset_head_at_start", False)):
+        for key, unset in (("init_from", ""), ("reset_head_at_start", False), ("eval_dataset", "")):
             if d[key] == unset:
                 d.pop(key)
         fingerprint = data_fingerprint(self.dataset)

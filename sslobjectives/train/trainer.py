@@ -21,25 +21,24 @@ ends — done or failed) are written through :class:`~sslobjectives.train.rundir
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from sslobjectives.data import ImageDataset, default_augment, load_dataset
+from sslobjectives.data import ImageDataset, default_augment
 from sslobjectives.eval import run as evaluation
 from sslobjectives.models import EMATeacher, ResetSchedule, Student, build_student
 from sslobjectives.objectives import build, get
 from sslobjectives.schedules import RunSchedules
 from sslobjectives.train.clipping import clip_gradients
 from sslobjectives.train.config import RunConfig
+from sslobjectives.train.datacheck import dataset_for, eval_dataset_for
 from sslobjectives.train.rundir import (  # noqa: F401  (re-exported: the trainer's old names)
     CHECKPOINT_FILE,
     RESULT_FILE,
@@ -89,17 +88,6 @@ def build_run_student(config: RunConfig, dataset: ImageDataset, head_kind: str) 
     )
 
 
-@lru_cache(maxsize=8)
-def _cached_dataset(name: str, data_seed: int, kwargs_json: str) -> ImageDataset:
-    return load_dataset(name, seed=data_seed, **json.loads(kwargs_json))
-
-
-def dataset_for(config: RunConfig) -> ImageDataset:
-    """The run's dataset (cached in-process: a comparison loads it once)."""
-    kwargs = json.dumps(config.dataset_kwargs, sort_keys=True)
-    return _cached_dataset(config.dataset, config.data_seed, kwargs)
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -147,13 +135,15 @@ class Trainer:
             torch.cuda.set_device(self.env.local_rank)
             self.device = torch.device("cuda", self.env.local_rank)
         self.data = dataset_for(config)
-        if self.data.y_train is None:
-            raise ValueError(f"dataset {config.dataset!r} has no labels: evaluation needs them")
-        for part, y in (("training", self.data.y_train), ("test", self.data.y_test)):
+        self.data.check_backbone(config.backbone, config.dataset)
+        #: where the features are evaluated (the training data's test split by default)
+        self.eval_data = eval_dataset_for(config, self.data)
+        labels = (("training", self.eval_data.y_train), ("test", self.eval_data.y_test))
+        for part, y in labels:
             if y is not None and len(torch.unique(torch.as_tensor(y))) < 2:
                 raise ValueError(
-                    f"dataset {config.dataset!r}: the {part} split has one class; the k-NN and "
-                    "linear probes need at least two (give images of two classes or more)"
+                    f"dataset {self.eval_data.name!r}: the {part} split has one class; the k-NN "
+                    "and linear probes need at least two (give images of two classes or more)"
                 )
         self.augment = default_augment(self.data, n_local=config.n_local)
         #: the one place the trainer asks which output its objective reads
@@ -369,7 +359,7 @@ class Trainer:
                 break
             if self.env.is_main:
                 record.update(
-                    evaluation.monitor(self.teacher.module, self.data, self.device, cfg.knn_k)
+                    evaluation.monitor(self.teacher.module, self.eval_data, self.device, cfg.knn_k)
                 )
             record["epoch"] = self.epoch
             record["lr"] = self.schedules.epoch_lr(self.epoch)
@@ -388,6 +378,10 @@ class Trainer:
             bar.close()
         return self._finish(failure)
 
+    def _eval_record(self) -> dict[str, Any]:
+        ev = self.eval_data
+        return {"name": ev.name, "split": ev.split, "scaling": ev.scaling}
+
     def _finish(self, failure: dict[str, Any] | None) -> dict[str, Any]:
         cfg = self.config
         result: dict[str, Any] = {
@@ -396,7 +390,13 @@ class Trainer:
             "seed": cfg.seed,
             "config": cfg.to_dict(),
             "split": self.data.split,
-            "dataset": {"name": self.data.name, "n_train": int(self.data.x_train.shape[0])},
+            "dataset": {
+                "name": self.data.name,
+                "n_train": int(self.data.x_train.shape[0]),
+                "scaling": self.data.scaling,
+                "labelled": self.data.y_train is not None,
+            },
+            **({"eval_dataset": self._eval_record()} if cfg.eval_dataset else {}),
             "versions": versions(),
             "device": str(self.device),
             "world_size": self.env.world_size,
@@ -418,7 +418,7 @@ class Trainer:
             result["status"] = "done"
             if self.env.is_main:
                 result["final"] = evaluation.final_metrics(
-                    self.teacher.module, self.objective, self.data, self.device, cfg.knn_k
+                    self.teacher.module, self.objective, self.eval_data, self.device, cfg.knn_k
                 )
                 reason = evaluation.collapse_reason(
                     result["final"],

@@ -7,18 +7,19 @@ import importlib.util
 import types
 from pathlib import Path
 
+from sslobjectives.resources import resource_dir
 from sslobjectives.verify.results import Symbolic
 
 # --------------------------------------------------------------------------- proofs
 
-PROOFS_DIR = Path(__file__).resolve().parents[2] / "proofs"
+PROOFS_DIR = resource_dir("proofs")
 
 
 def load_proof(name: str, proofs_dir: Path = PROOFS_DIR) -> types.ModuleType:
     """Import ``proofs/<name>.py`` by path (``proofs/`` is not a package)."""
     path = proofs_dir / f"{name}.py"
     if not path.is_file():
-        raise FileNotFoundError(f"proof file {path} not found (run from a source checkout)")
+        raise FileNotFoundError(f"proof file {path} not found (reinstall the package)")
     spec = importlib.util.spec_from_file_location(f"sslobjectives_proofs.{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
