@@ -52,7 +52,7 @@ class RunConfig:
         data_seed: seed of the data's fixed train/test split.
         seed: initialisation, data order and augmentation.
         backbone: the shared backbone: ``cnn``, ``mlp``, ``vit`` or ``timm:<name>``.
-        backbone_kwargs: the backbone's options (e.g. ``backbone_kwargs.width=64``).
+        backbone_kwargs: the backbone's options (e.g. ``backbone_kwargs.norm=batch``).
         head_dim: K prototypes / B bits / embedding size.
         head_hidden, head_layers, bottleneck_dim: the projection head's MLP (hidden width,
             layers, bottleneck).
