@@ -78,8 +78,8 @@ def apply_overrides(
         if not hit:
             valid = sorted({m.label for m in methods} | {m.objective for m in methods})
             raise ValueError(
-                f"--set {item!r}: {target!r} names no objective or label in this comparison"
-                f"{nearest_key(target, valid)}; valid: {', '.join(valid)}"
+                f"--set {item!r}: {target!r} names no objective or label in this comparison "
+                f"nor a setting{nearest_key(target, valid + run_keys)}; valid: {', '.join(valid)}"
             )
     return base, methods
 
