@@ -74,10 +74,18 @@ def trained(tmp_path_factory):
     from sslobjectives.live import LoggerGroup
 
     torch.set_num_threads(1)
-    result = train(config, run_dir, resume=True, progress=False, logger=LoggerGroup([recorder, board]))
+    result = train(
+        config, run_dir, resume=True, progress=False, logger=LoggerGroup([recorder, board])
+    )
     board.close()
-    return {"root": root, "config": config, "out": out, "run_dir": run_dir,
-            "result": result, "recorder": recorder}
+    return {
+        "root": root,
+        "config": config,
+        "out": out,
+        "run_dir": run_dir,
+        "result": result,
+        "recorder": recorder,
+    }
 
 
 # --------------------------------------------------------------------------- 16.1 settings
@@ -153,8 +161,9 @@ def test_spec_base_takes_quoted_dotted_keys():
 def test_train_file_is_read_and_checked_like_a_spec_base(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text(SMALL + 'seed = 3\ndataset = "shapes"\ndataset_kwargs.n = 60\n')
-    config = load_run_config(path, ["dataset_kwargs.size=16", "objective_cfg.center_momentum=0.8",
-                                    "reset_period=none"])
+    config = load_run_config(
+        path, ["dataset_kwargs.size=16", "objective_cfg.center_momentum=0.8", "reset_period=none"]
+    )
     assert config.seed == 3 and config.epochs == 2
     assert config.dataset_kwargs == {"n": 60, "size": 16}
     assert config.objective_cfg["center_momentum"] == 0.8
@@ -259,8 +268,15 @@ def test_wandb_offline_run_mirrors_the_history(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    config = RunConfig(objective="dino", epochs=1, n_local=0, head_dim=16, head_hidden=16,
-                       bottleneck_dim=8, batch_size=256)
+    config = RunConfig(
+        objective="dino",
+        epochs=1,
+        n_local=0,
+        head_dim=16,
+        head_hidden=16,
+        bottleneck_dim=8,
+        batch_size=256,
+    )
     run_dir = tmp_path / "runs" / "w"
     logger = open_loggers(["wandb"], run_dir, {**config.to_dict(), "run_id": config.run_id})
     try:
@@ -276,7 +292,9 @@ def test_wandb_offline_run_mirrors_the_history(tmp_path, monkeypatch):
 
     def logged(key: str, value: float) -> bool:
         text = json.dumps(value).encode()
-        return re.search(re.escape(key.encode()) + rb"[^/]{1,8}?" + re.escape(text), blob) is not None
+        return (
+            re.search(re.escape(key.encode()) + rb"[^/]{1,8}?" + re.escape(text), blob) is not None
+        )
 
     assert logged("epoch/knn", result["history"][-1]["knn"])
     assert logged("epoch/effective_rank", result["history"][-1]["effective_rank"])
@@ -344,8 +362,9 @@ def test_eval_on_another_dataset_and_a_baseline_row_beside_the_run(trained, tmp_
 
     def raw_pixels(ctx):
         flat = [x.flatten(1) for x in (ctx.data.x_train, ctx.data.x_test)]
-        return [{"representation": "raw pixels", "dim": flat[0].shape[1],
-                 **eval_cmd.score(*flat, ctx)}]
+        return [
+            {"representation": "raw pixels", "dim": flat[0].shape[1], **eval_cmd.score(*flat, ctx)}
+        ]
 
     rows = eval_cmd.evaluate(trained["run_dir"], sources=[*eval_cmd.ROW_SOURCES, raw_pixels])
     assert [r["representation"] for r in rows][1] == "raw pixels"
@@ -354,7 +373,9 @@ def test_eval_on_another_dataset_and_a_baseline_row_beside_the_run(trained, tmp_
 
 
 def test_eval_refuses_another_image_shape_in_one_line(trained, capsys):
-    code = main(["eval", str(trained["run_dir"]), "--dataset", "shapes", "--set", "dataset_kwargs.n=40"])
+    code = main(
+        ["eval", str(trained["run_dir"]), "--dataset", "shapes", "--set", "dataset_kwargs.n=40"]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

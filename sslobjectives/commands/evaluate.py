@@ -85,6 +85,7 @@ def run_rows(ctx: EvalContext) -> list[dict[str, Any]]:
     name = f"{p['label']} s{p['seed']} teacher (epoch {p['epoch']})"
     return [{"representation": name, "dim": int(f_tr.shape[1]), **score(f_tr, f_te, ctx)}]
 
+
 #: the functions whose rows make the table (a baseline appends its own)
 ROW_SOURCES: list[Callable[[EvalContext], list[dict[str, Any]]]] = [run_rows]
 

@@ -13,7 +13,7 @@ a one-line error naming the extra to install when it is missing.
 >>> open_loggers(["tensorbord"], run_dir=".", config={})
 Traceback (most recent call last):
 ...
-ValueError: unknown log backend 'tensorbord' (did you mean 'tensorboard'?); valid: tensorboard, wandb
+ValueError: unknown log backend 'tensorbord' (did you mean 'tensorboard'?); valid: ...
 """
 
 from __future__ import annotations
@@ -81,9 +81,7 @@ def check_backends(names: Sequence[str]) -> None:
             )
 
 
-def open_loggers(
-    names: Sequence[str], run_dir: str | Path, config: dict[str, Any]
-) -> RunLogger:
+def open_loggers(names: Sequence[str], run_dir: str | Path, config: dict[str, Any]) -> RunLogger:
     """One logger writing to every backend in ``names`` (none: the no-op logger).
 
     ``config`` is the run's config as a dict (shown by backends that keep one)."""

@@ -19,7 +19,6 @@ from typing import Any
 from sslobjectives.objectives import build, get, nearest_key
 from sslobjectives.train.clipping import CLIP_MODES
 
-
 #: RunConfig fields that are free-form tables: a dotted key (``dataset_kwargs.resize``)
 #: reaches into them, in ``--set`` overrides, ``sslobj train`` files and sweep specs alike.
 DICT_FIELDS = ("objective_cfg", "dataset_kwargs", "backbone_kwargs")
@@ -250,8 +249,7 @@ def set_setting(d: dict[str, Any], key: str, value: Any) -> None:
         return
     if top not in DICT_FIELDS:
         raise ValueError(
-            f"setting {key!r}: {top} is not a table; only {', '.join(DICT_FIELDS)} take "
-            "dotted keys"
+            f"setting {key!r}: {top} is not a table; only {', '.join(DICT_FIELDS)} take dotted keys"
         )
     table = d.get(top)
     if table is None:
