@@ -10,7 +10,13 @@ import sys
 def _demo(args: argparse.Namespace) -> int:
     from sslobjectives.demo import format_table, run_demo
 
-    rows = run_demo(batch=args.batch, dim=args.dim, n_local=args.local_views, seed=args.seed)
+    rows = run_demo(
+        batch=args.batch,
+        dim=args.dim,
+        n_local=args.local_views,
+        seed=args.seed,
+        objectives=args.objectives,
+    )
     print(format_table(rows))
     return 0
 
@@ -112,6 +118,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.objective:  # a (plug-in) objective's contract checks instead of the claims
+        from sslobjectives.objectives import check_objective
+        from sslobjectives.objectives.plugins import format_checks
+
+        try:
+            checks = check_objective(args.objective)
+        except ValueError as err:
+            print(f"sslobj verify: {err}", file=sys.stderr)
+            return 2
+        print(format_checks(args.objective, checks))
+        return 0 if all(c.passed for c in checks) else 1
     from sslobjectives.verify import main as verify
 
     return verify(json_path=args.json, plot_dir=args.plot, seed=args.seed, claims=args.claims)
@@ -127,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dim", type=int, default=128)
     demo.add_argument("--local-views", type=int, default=4)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--objectives", nargs="+", metavar="NAME", help="names or module:Class (default: all)"
+    )
     demo.set_defaults(func=_demo)
 
     cmp_ = sub.add_parser(
@@ -185,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--seed", type=int, default=0, help="seed of the numeric cases")
     ver.add_argument(
         "--claims", type=int, nargs="+", metavar="ID", help="only these claims (default: all)"
+    )
+    ver.add_argument(
+        "--objective",
+        metavar="NAME",
+        help="instead of the claims, check one objective (a plug-in's name or module:Class) "
+        "against the objective contract",
     )
     ver.set_defaults(func=_verify)
 

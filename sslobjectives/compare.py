@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslobjectives.objectives import names as objective_names
+from sslobjectives.objectives import get as get_objective
 from sslobjectives.objectives import nearest_key
 from sslobjectives.train.config import RunConfig, set_setting
 from sslobjectives.train.rundir import run_dir_for
@@ -69,7 +69,7 @@ def apply_overrides(
             except ValueError as err:
                 raise ValueError(f"--set: {err}") from None
             continue
-        target, sub = key.split(".", 1)
+        target, sub = key.rsplit(".", 1)  # config keys have no dot; module paths may
         hit = False
         for i, m in enumerate(methods):
             if target in (m.objective, m.label):
@@ -91,7 +91,7 @@ def select_methods(methods: list[Method], wanted: list[str] | None) -> list[Meth
     out = []
     for name in wanted:
         found = [m for m in methods if name in (m.label, m.objective)]
-        if not found and name in objective_names():
+        if not found and is_objective(name):
             found = [Method(name, name)]
         if not found:
             valid = [m.label for m in methods]
@@ -100,6 +100,16 @@ def select_methods(methods: list[Method], wanted: list[str] | None) -> list[Meth
             )
         out += [m for m in found if m not in out]
     return out
+
+
+def is_objective(name: str) -> bool:
+    """Whether ``name`` is a built-in, an installed plug-in or a loadable ``module:Class``
+    (a plug-in that fails to load says why when its run config is built)."""
+    try:
+        get_objective(name)
+    except ValueError:
+        return ":" in name
+    return True
 
 
 def plan_runs(methods: list[Method], seeds: list[int], base: dict[str, Any]) -> list[RunConfig]:

@@ -12,14 +12,20 @@ from sslobjectives.texttable import format_text_table
 
 
 def run_demo(
-    batch: int = 64, dim: int = 128, n_global: int = 2, n_local: int = 4, seed: int = 0
+    batch: int = 64,
+    dim: int = 128,
+    n_global: int = 2,
+    n_local: int = 4,
+    seed: int = 0,
+    objectives: list[str] | None = None,
 ) -> list[dict[str, float]]:
-    """Rows ``{"objective": ..., "loss": ..., <terms>, <stats>}`` for each objective."""
+    """Rows ``{"objective": ..., "loss": ..., <terms>, <stats>}`` for each objective
+    (default: every built-in and installed plug-in; ``module:Class`` spellings work too)."""
     g = torch.Generator().manual_seed(seed)
     base = torch.randn(batch, dim, generator=g)
     views = [base + 0.5 * torch.randn(batch, dim, generator=g) for _ in range(n_global + n_local)]
     rows = []
-    for name in names():
+    for name in objectives or names():
         obj = build(name)
         out = obj(views, views[:n_global], epoch=0)
         rows.append({"objective": name, **out.scalars()})

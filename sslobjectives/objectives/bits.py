@@ -17,7 +17,7 @@ import torch
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import LossOutput, Objective
+from sslobjectives.objectives.base import LossOutput, Objective, check_config_values
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class BitsConfig:
     tau: float = 1.0
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         if not isinstance(self.beta, (int, float)) or self.beta < 0:
             raise ValueError(f"beta must be a number >= 0, got {self.beta!r}")
         Fn.check_positive(self.eps, "eps")
@@ -91,10 +92,15 @@ class BITS(Objective):
         rate = torch.stack([Fn.coding_rate(s, cfg.eps) for s in student[: len(teacher)]]).mean()
         out = LossOutput(loss=bce - cfg.beta * rate, terms={"bce": bce, "rate": rate})
         if stats:
-            # of the joined batch: every process's rows, view by view
-            bits = torch.cat([_dist.gather_rows(Fn.binary_message(t.detach())) for t in teacher])
-            out.stats.update(diagnostics.bit_stats(bits))
+            out.stats = lambda: self.diagnostics([t.detach() for t in teacher])
         return out
+
+    @staticmethod
+    def diagnostics(teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Bit usage of the teacher's message over the joined batch (every process's rows,
+        view by view)."""
+        bits = torch.cat([_dist.gather_rows(Fn.binary_message(t)) for t in teacher])
+        return diagnostics.bit_stats(bits)
 
     # -- end-of-run evaluation ----------------------------------------------------------
 

@@ -22,7 +22,12 @@ import torch
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import LossOutput, Objective, TeacherTempSchedule
+from sslobjectives.objectives.base import (
+    LossOutput,
+    Objective,
+    TeacherTempSchedule,
+    check_config_values,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class ClusterConfig:
     warmup_teacher_temp_epochs: float = 30
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         Fn.check_positive(self.student_temp, "student_temp")
         _ = self.schedule  # constructing it validates the temperatures
 
@@ -76,12 +82,21 @@ class ClusterObjective(Objective):
         q = self.teacher_probs(joined, temp)
         loss = Fn.multicrop_cross_entropy(student, list(q.chunk(len(teacher))), cfg.student_temp)
         out = LossOutput(loss=loss, terms={"cross_entropy": loss})
-        if stats:  # of the joined batch: every process's rows, view by view
-            q_all = torch.cat([_dist.gather_rows(v) for v in q.chunk(len(teacher))])
-            out.stats.update(diagnostics.cluster_stats(q_all))
-            out.stats.update(diagnostics.jensen_gap_summary(joined, temp))
-            out.stats["centering_kl"] = diagnostics.centering_kl(joined, temp)
-            out.stats["teacher_temp"] = torch.tensor(temp)
+        if stats:
+            out.stats = lambda: self.diagnostics(q.detach(), joined, temp, len(teacher))
+        return out
+
+    @staticmethod
+    def diagnostics(
+        q: torch.Tensor, joined: torch.Tensor, temp: float, n_teacher: int
+    ) -> dict[str, torch.Tensor]:
+        """Diagnostics of the joined batch (every process's rows, view by view) from the
+        normalised teacher posteriors ``q`` and the teacher logits ``joined``."""
+        q_all = torch.cat([_dist.gather_rows(v) for v in q.chunk(n_teacher)])
+        out = diagnostics.cluster_stats(q_all)
+        out.update(diagnostics.jensen_gap_summary(joined, temp))
+        out["centering_kl"] = diagnostics.centering_kl(joined, temp)
+        out["teacher_temp"] = torch.tensor(temp)
         return out
 
     # -- end-of-run evaluation ----------------------------------------------------------

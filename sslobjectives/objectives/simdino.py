@@ -15,11 +15,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import LossOutput, Objective
+from sslobjectives.objectives.base import LossOutput, Objective, check_config_values
 
 #: what the coding rate is taken of
 RATE_INPUTS = ("mean", "student")
@@ -48,6 +47,7 @@ class SimDinoConfig:
     rate_input: str = "mean"
 
     def __post_init__(self) -> None:
+        check_config_values(self)
         g = self.gamma
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or g < 0):
             raise ValueError(
@@ -100,22 +100,25 @@ class SimDINO(Objective):
         globals_ = student[: len(teacher)]
         if cfg.rate_input == "mean":
             rates = [
-                Fn.coding_rate(
-                    (F.normalize(s, dim=-1) + F.normalize(t.detach(), dim=-1)) / 2,
-                    cfg.eps,
-                    normalize=False,
-                )
+                Fn.coding_rate(Fn.mean_unit_rows(s, t.detach()), cfg.eps, normalize=False)
                 for s, t in zip(globals_, teacher, strict=True)
             ]
         else:
             rates = [Fn.coding_rate(s, cfg.eps) for s in globals_]
-        rate = torch.stack(rates).mean()
+        rate = torch.stack(rates).mean().to(student[0].dtype)  # the averaged views are float32
         n = _dist.global_count(student[0].shape[0], student[0].device)
         w = self.rate_weight(n, student[0].shape[1])
         out = LossOutput(loss=align - w * rate, terms={"align": align, "rate": rate})
         if stats:
-            # of the joined batch: every process's rows, view by view
-            embeddings = torch.cat([_dist.gather_rows(v.detach()) for v in teacher])
-            out.stats["effective_rank"] = diagnostics.effective_rank(embeddings)
-            out.stats["rate_weight"] = torch.tensor(w)
+            out.stats = lambda: _stats([v.detach() for v in teacher], w)
         return out
+
+
+def _stats(teacher: list[torch.Tensor], rate_weight: float) -> dict[str, torch.Tensor]:
+    """Effective rank of the teacher embeddings of the joined batch (every process's rows,
+    view by view), and the coding-rate weight the loss used."""
+    embeddings = torch.cat([_dist.gather_rows(v) for v in teacher])
+    return {
+        "effective_rank": diagnostics.effective_rank(embeddings),
+        "rate_weight": torch.tensor(rate_weight),
+    }

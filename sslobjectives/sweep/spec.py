@@ -63,7 +63,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslobjectives.objectives import REGISTRY, nearest_key
+from sslobjectives.objectives import get as get_objective
+from sslobjectives.objectives import nearest_key
 from sslobjectives.values import is_none
 
 try:
@@ -579,8 +580,14 @@ def _resolve_none(d: dict[str, Any]) -> dict[str, Any]:
             d[key] = None
     objective = d.get("objective", RunConfig.objective)
     cfg = d.get("objective_cfg")
-    if isinstance(cfg, dict) and isinstance(objective, str) and objective in REGISTRY:
-        optional_obj = _optional_fields(REGISTRY[objective].Config)
+    config_cls = None
+    if isinstance(cfg, dict) and isinstance(objective, str):
+        try:  # built-ins and plug-ins alike; an unknown name is reported by RunConfig
+            config_cls = get_objective(objective).Config
+        except ValueError:
+            config_cls = None
+    if config_cls is not None:
+        optional_obj = _optional_fields(config_cls)
         d["objective_cfg"] = {
             k: (None if is_none(v) and k in optional_obj else v) for k, v in cfg.items()
         }

@@ -2,7 +2,9 @@
 
 Every objective in a comparison gets the same backbone, initialisation seed, optimiser,
 schedule and number of steps: only ``objective``, ``objective_cfg`` and the head follow the
-objective. Unknown keys are errors naming the nearest valid key.
+objective. Unknown keys are errors naming the nearest valid key, and every value is checked
+here, for the command line, specs and the Python API alike: its type (``true`` is not a
+number, ``1.5`` not an integer), finiteness and range; the objective's config by its Config.
 """
 
 from __future__ import annotations
@@ -138,8 +140,12 @@ class RunConfig:
             if not _is_instance(value, expected):
                 names = " or ".join("None" if t is type(None) else t.__name__ for t in expected)
                 out.append(f"{name} must be {names}, got {value!r}")
+            elif isinstance(value, float) and not math.isfinite(value):
+                out.append(f"{name} must be a finite number, got {value!r}")
+        out += _nested_problems(self)
         if out:
             return out
+        out += _range_problems(self)
         try:
             cls = get(self.objective)
             build(self.objective, **self.objective_cfg)
@@ -263,6 +269,47 @@ def set_setting(d: dict[str, Any], key: str, value: Any) -> None:
         node[part] = dict(child) if isinstance(child, dict) else {}
         node = node[part]
     node[leaf] = value
+
+
+#: Lower (and upper) bounds of numeric settings, checked after their type and finiteness.
+_AT_LEAST_ZERO = (
+    "data_seed",
+    "seed",
+    "min_lr",
+    "warmup_epochs",
+    "weight_decay",
+    "weight_decay_end",
+    "clip_grad",
+    "freeze_last_layer_epochs",
+    "collapse_rank",
+)
+_FRACTIONS = ("teacher_temp_warmup_frac", "collapse_entropy_frac")
+
+
+def _range_problems(config: RunConfig) -> list[str]:
+    """Settings out of range: negative rates, decays and seeds, fractions outside [0, 1]."""
+    out = [
+        f"{k} must be >= 0, got {getattr(config, k)!r}"
+        for k in _AT_LEAST_ZERO
+        if getattr(config, k) < 0
+    ]
+    out += [
+        f"{k} must lie in [0, 1], got {getattr(config, k)!r}"
+        for k in _FRACTIONS
+        if not 0 <= getattr(config, k) <= 1
+    ]
+    return out
+
+
+def _nested_problems(config: RunConfig) -> list[str]:
+    """Non-finite numbers inside the keyword dicts (``backbone_kwargs.width=NaN``); the
+    objective's config is checked by its own Config."""
+    out = []
+    for name in ("dataset_kwargs", "backbone_kwargs"):
+        for key, value in getattr(config, name).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out.append(f"{name}.{key} must be a finite number, got {value!r}")
+    return out
 
 
 def _field_types() -> dict[str, tuple[type, ...]]:
