@@ -254,7 +254,14 @@ def test_tensorboard_event_file_holds_the_history(trained):
     acc = EventAccumulator(str(trained["run_dir"] / "tensorboard"))
     acc.Reload()
     tags = acc.Tags()["scalars"]
-    assert {"step/loss", "epoch/knn", "epoch/effective_rank", "final/knn"} <= set(tags)
+    assert {
+        "step/loss",
+        "step/cross_entropy",
+        "epoch/knn",
+        "epoch/effective_rank",
+        "epoch/marginal_entropy",  # a diagnostic, averaged over the epoch's sampled steps
+        "final/knn",
+    } <= set(tags)
     history = trained["result"]["history"]
     knn = acc.Scalars("epoch/knn")
     assert [e.step for e in knn] == [1, 2]
@@ -268,6 +275,7 @@ def test_wandb_offline_run_mirrors_the_history(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_PROJECT", "daily-loop-probe")
     config = RunConfig(
         objective="dino",
         epochs=1,
@@ -299,6 +307,7 @@ def test_wandb_offline_run_mirrors_the_history(tmp_path, monkeypatch):
     assert logged("epoch/knn", result["history"][-1]["knn"])
     assert logged("epoch/effective_rank", result["history"][-1]["effective_rank"])
     assert logged("final/knn", result["final"]["knn"])
+    assert b"daily-loop-probe" in blob  # the project named by $WANDB_PROJECT
     assert not logged("epoch/knn", result["history"][-1]["knn"] + 0.125)  # the probe can fail
     assert blob.count(b"step/loss") >= 1347 // 256
 
