@@ -31,6 +31,22 @@ TABLE_METRICS = (
     "bit_entropy",
     "dead_bits",
 )
+#: The range each metric can take: a confidence interval is clipped to it (accuracies, mAP
+#: and the mean per-bit entropy in bits lie in [0, 1]; counts, ranks and entropies are >= 0).
+METRIC_RANGES = {
+    "knn": (0.0, 1.0),
+    "linear": (0.0, 1.0),
+    "map": (0.0, 1.0),
+    "code_knn": (0.0, 1.0),
+    "code_map": (0.0, 1.0),
+    "bit_entropy": (0.0, 1.0),
+    "effective_rank": (0.0, math.inf),
+    "posterior_marginal_entropy": (0.0, math.inf),
+    "dead_bits": (0.0, math.inf),
+}
+#: Fewer seeds than this: the group's row is flagged (a t interval over 2 values is 12.7
+#: standard errors wide, over 1 value there is none).
+MIN_SEEDS = 3
 #: Columns where lower is better (the best mark goes to the minimum).
 LOWER_IS_BETTER = {"dead_bits"}
 #: Settings that name what is compared rather than how: they may differ between groups.
@@ -110,13 +126,26 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     return float(x.mean()), float(half)
 
 
+def clipped_ci(metric: str, mean: float, half: float) -> tuple[float, float]:
+    """The interval ``mean ± half`` clipped to the metric's range (:data:`METRIC_RANGES`).
+
+    >>> clipped_ci("knn", 0.5, 1.271)
+    (0.0, 1.0)
+    >>> clipped_ci("effective_rank", 3.0, 1.0)
+    (2.0, 4.0)
+    """
+    low, high = METRIC_RANGES.get(metric, (-math.inf, math.inf))
+    return max(low, mean - half), min(high, mean + half)
+
+
 def group_key(result: dict, by: Sequence[str]) -> tuple:
     cfg = _flatten(result["config"])
     return tuple(result.get("label") if k == "label" else cfg.get(k) for k in by)
 
 
 def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[dict[str, Any]]:
-    """One row per group: the group's keys, ``n`` seeds, and ``metric`` / ``metric_ci``."""
+    """One row per group: the group's keys, ``n`` seeds, ``metric`` / ``metric_ci`` (half-width)
+    and ``metric_lo`` / ``metric_hi`` (the interval clipped to the metric's range)."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(group_key(r, by), []).append(r)
@@ -129,12 +158,18 @@ def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[d
             vals = [r["final"].get(m) for r in runs if isinstance(r["final"].get(m), (int, float))]
             if vals:
                 row[m], row[f"{m}_ci"] = mean_ci(vals)
+                row[f"{m}_lo"], row[f"{m}_hi"] = clipped_ci(m, row[m], row[f"{m}_ci"])
         rows.append(row)
     return rows
 
 
 def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",)) -> str:
-    """Text table of :func:`summarize` rows: ``mean ± CI``, best per column marked ``*``."""
+    """Text table of :func:`summarize` rows: ``mean ± CI``, best per column marked ``*``.
+
+    Honest about small samples: a group of fewer than :data:`MIN_SEEDS` seeds has its ``n``
+    flagged ``!``, and an interval that leaves the metric's range is shown clipped, as
+    ``mean [low, high]``.
+    """
     metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
     best = {}
     for m in metrics:
@@ -143,20 +178,34 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
             best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
     header = [*by, "n", *metrics, "collapsed"]
     lines = []
+    few = clipped = False
     for r in rows:
-        cells = [str(r.get(k)) for k in by] + [str(r["n"])]
+        small = r["n"] < MIN_SEEDS
+        few |= small
+        cells = [str(r.get(k)) for k in by] + [f"{r['n']}!" if small else str(r["n"])]
         for m in metrics:
             if m not in r:
                 cells.append("-")
                 continue
             mark = "*" if best.get(m) == r[m] else " "
-            cells.append(f"{r[m]:.3f} ± {r[m + '_ci']:.3f}{mark}")
+            half = r[m + "_ci"]
+            low, high = clipped_ci(m, r[m], half)
+            if math.isfinite(half) and (low > r[m] - half or high < r[m] + half):
+                clipped = True
+                cells.append(f"{r[m]:.3f} [{low:.3f}, {high:.3f}]{mark}")
+            else:
+                cells.append(f"{r[m]:.3f} ± {half:.3f}{mark}")
         cells.append(f"{r['collapsed']}/{r['n']}")
         lines.append(cells)
-    return (
-        format_text_table(header, lines)
-        + "\nmean ± 95% CI over seeds (t-distribution); * best in column"
-    )
+    notes = ["mean ± 95% CI over seeds (t-distribution); * best in column"]
+    if clipped:
+        notes.append("[low, high]: the 95% CI clipped to the metric's range")
+    if few:
+        notes.append(
+            f"! fewer than {MIN_SEEDS} seeds: the CI says little (none for one seed); "
+            "run more seeds before reading a difference"
+        )
+    return format_text_table(header, lines) + "\n" + "\n".join(notes)
 
 
 def write_runs_csv(results: Sequence[dict], path: str | Path) -> None:
