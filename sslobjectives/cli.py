@@ -336,8 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(func=_bench)
 
+    from sslobjectives.commands import config, evaluate, export, train
     from sslobjectives.sweep.cli import add_sweep_parser
 
+    for command in (train, config, export, evaluate):  # the daily loop: sslobjectives/commands/
+        command.add_parser(sub)
     add_sweep_parser(sub)
 
     rep = sub.add_parser(

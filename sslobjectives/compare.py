@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sslobjectives.objectives import get as get_objective
 from sslobjectives.objectives import nearest_key
-from sslobjectives.train.config import RunConfig
+from sslobjectives.train.config import RunConfig, set_setting
 from sslobjectives.train.rundir import RunDir, run_dir_for, stale_reason
 from sslobjectives.values import parse_value
 
@@ -63,8 +63,9 @@ def default_methods(epochs: int) -> list[Method]:
 def apply_overrides(
     base: dict[str, Any], methods: list[Method], overrides: list[str]
 ) -> tuple[dict[str, Any], list[Method]]:
-    """Apply ``--set`` overrides: ``key=value`` for run settings, ``name.key=value`` for an
-    objective's config, where ``name`` is an objective or a method label."""
+    """Apply ``--set`` overrides: ``key=value`` for run settings (a dotted key reaches into a
+    table setting: ``dataset_kwargs.resize=32``), ``name.key=value`` for an objective's
+    config, where ``name`` is an objective or a method label."""
     run_keys = [f for f in RunConfig.__dataclass_fields__]
     base = dict(base)
     methods = list(methods)
@@ -73,10 +74,11 @@ def apply_overrides(
             raise ValueError(f"--set {item!r}: expected key=value or objective.key=value")
         key, raw = item.split("=", 1)
         value = parse_value(raw)
-        if "." not in key:
-            if key not in run_keys:
-                raise ValueError(f"--set: unknown setting {key!r}{nearest_key(key, run_keys)}")
-            base[key] = value
+        if "." not in key or key.split(".", 1)[0] in run_keys:
+            try:
+                set_setting(base, key, value)
+            except ValueError as err:
+                raise ValueError(f"--set: {err}") from None
             continue
         target, sub = key.rsplit(".", 1)  # config keys have no dot; module paths may
         hit = False
@@ -87,8 +89,8 @@ def apply_overrides(
         if not hit:
             valid = sorted({m.label for m in methods} | {m.objective for m in methods})
             raise ValueError(
-                f"--set {item!r}: {target!r} names no objective or label in this comparison"
-                f"{nearest_key(target, valid)}; valid: {', '.join(valid)}"
+                f"--set {item!r}: {target!r} names no objective or label in this comparison "
+                f"nor a setting{nearest_key(target, valid + run_keys)}; valid: {', '.join(valid)}"
             )
     return base, methods
 

@@ -1,7 +1,8 @@
 """The model: backbones, projection heads (one per ``head_kind``), the EMA teacher and the
-student built from plain values."""
+student built from plain values, and exported backbones (``load_backbone``)."""
 
 from .backbones import BACKBONE_NAMES, ConvNet, MLPNet, TinyViT, build_backbone
+from .exported import backbone_payload, load_backbone
 from .heads import (
     HEADS,
     BinaryHead,
@@ -27,8 +28,10 @@ __all__ = [
     "ResetSchedule",
     "Student",
     "TinyViT",
+    "backbone_payload",
     "build_backbone",
     "build_head",
     "build_student",
     "cosine_momentum",
+    "load_backbone",
 ]

@@ -13,22 +13,44 @@ See :mod:`sslobjectives.sweep.spec` for the format and :mod:`sslobjectives.sweep
 for the directory layout; :mod:`~sslobjectives.sweep.manifest`, :mod:`~sslobjectives.sweep.states`,
 :mod:`~sslobjectives.sweep.submission`, :mod:`~sslobjectives.sweep.pool` and
 :mod:`~sslobjectives.sweep.collection` hold the code.
+The names below are imported on first use (module ``__getattr__``), so that ``sslobj
+--help``, which registers the sweep subcommands, does not import torch.
 """
 
-from sslobjectives.sweep.collection import collect
-from sslobjectives.sweep.job import SweepRun, read_attempts
-from sslobjectives.sweep.manifest import read_manifest
-from sslobjectives.sweep.slurm import SqueueInfoWatcher, install_squeue_watcher, job_states
-from sslobjectives.sweep.spec import (
-    ExecutorSpec,
-    PlannedRun,
-    SpecError,
-    SweepSpec,
-    load_spec,
-    parse_spec,
-)
-from sslobjectives.sweep.states import STATES, RunStatus, format_status, plan, status, wait_for
-from sslobjectives.sweep.submission import submit
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "collect": "collection",
+    "SweepRun": "job",
+    "read_attempts": "job",
+    "read_manifest": "manifest",
+    "SqueueInfoWatcher": "slurm",
+    "install_squeue_watcher": "slurm",
+    "job_states": "slurm",
+    "ExecutorSpec": "spec",
+    "PlannedRun": "spec",
+    "SpecError": "spec",
+    "SweepSpec": "spec",
+    "load_spec": "spec",
+    "parse_spec": "spec",
+    "STATES": "states",
+    "RunStatus": "states",
+    "format_status": "states",
+    "plan": "states",
+    "status": "states",
+    "wait_for": "states",
+    "submit": "submission",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"sslobjectives.sweep.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "STATES",

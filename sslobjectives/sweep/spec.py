@@ -79,13 +79,11 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from sslobjectives.train.config import InvalidRunConfig, RunConfig
+from sslobjectives.train.config import DICT_FIELDS, InvalidRunConfig, RunConfig, set_setting
 
 EXECUTOR_KINDS = ("slurm", "local", "debug")
 SECTIONS = ("sweep", "base", "grid", "zip", "executor")
 SWEEP_KEYS = ("name", "seeds", "budget", "description", "out")
-#: RunConfig fields that are free-form dicts: dotted axis keys may reach into them.
-DICT_FIELDS = ("objective_cfg", "dataset_kwargs", "backbone_kwargs")
 #: The most runs a spec may expand to (a SLURM array is capped far lower by most clusters:
 #: ``MaxArraySize`` defaults to 1001); beyond, split the sweep.
 MAX_RUNS = 10_000
@@ -276,20 +274,48 @@ class SweepSpec:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a TOML spec; raises :class:`SpecError` listing every problem."""
+    return parse_spec(read_toml(path, "spec"), source=str(path))
+
+
+def read_toml(path: str | Path, what: str = "spec") -> dict[str, Any]:
+    """The TOML file ``path`` as data; :class:`SpecError` when unreadable or not TOML."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as err:
-        raise SpecError(str(path), [f"cannot read the spec: {err.strerror or err}"]) from None
+        raise SpecError(str(path), [f"cannot read the {what}: {err.strerror or err}"]) from None
     except UnicodeDecodeError as err:
         raise SpecError(
             str(path), [f"not UTF-8 text (byte {err.start}): save the spec as UTF-8 TOML"]
         ) from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(str(path), [f"not valid TOML: {err}"]) from None
-    return parse_spec(data, source=str(path))
+
+
+def parse_run(data: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """One run from a table of RunConfig keys (``sslobj train``): the keys, types, ``"none"``
+    spellings and checks of a spec's ``[base]``, with ``seed`` allowed (default 0).
+    Raises :class:`SpecError` listing every problem.
+
+    >>> parse_run({"objective": "bits", "epochs": 2, "dataset_kwargs.n": 50}).dataset_kwargs
+    {'n': 50}
+    """
+    problems: list[str] = []
+    data = dict(data)
+    seed = data.pop("seed", 0)
+    if not _is_int(seed):
+        problems.append(f"seed must be an integer, got {seed!r}")
+        seed = 0
+    base = _parse_base(data, problems)
+    d = _config_dict(base, {}, seed)
+    problems += _label_problems(d.get("label", "")) + _config_problems(d)
+    # the file is one run's [base]: its problems without the section name
+    problems = [p.removeprefix("[base]: ").removeprefix("[base] ") for p in problems]
+    if problems:
+        raise SpecError(source, problems)
+    return RunConfig.from_dict(d)
 
 
 def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
@@ -393,16 +419,21 @@ def _run_fields() -> list[str]:
 
 def _parse_base(d: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     valid = _run_fields()
-    base = {}
+    base: dict[str, Any] = {}
     for key, value in d.items():
         if key == "seed":
             problems.append("[base]: seed is set by [sweep] seeds")
+        elif "." in key:  # a quoted dotted key: "dataset_kwargs.resize" = 32
+            try:
+                set_setting(base, key, value)
+            except ValueError as err:
+                problems.append(f"[base]: {err}")
         elif key not in valid:
             problems.append(f"[base]: unknown key {key!r}{nearest_key(key, valid)}")
         elif key in DICT_FIELDS and not isinstance(value, dict):
             problems.append(f"[base] {key} must be a table, got {_typename(value)}")
         else:
-            base[key] = value
+            base[key] = {**value, **base.get(key, {})} if key in DICT_FIELDS else value
     return base
 
 

@@ -21,6 +21,10 @@ from typing import Any
 from sslobjectives.objectives import build, get, nearest_key
 from sslobjectives.train.clipping import CLIP_MODES
 
+#: RunConfig fields that are free-form tables: a dotted key (``dataset_kwargs.resize``)
+#: reaches into them, in ``--set`` overrides, ``sslobj train`` files and sweep specs alike.
+DICT_FIELDS = ("objective_cfg", "dataset_kwargs", "backbone_kwargs")
+
 
 class InvalidRunConfig(ValueError):
     """A run config with problems; ``problems`` lists every one (the message joins them)."""
@@ -34,45 +38,59 @@ class InvalidRunConfig(ValueError):
 class RunConfig:
     """Everything that determines a run's result.
 
+    ``sslobj config`` prints the first sentence of each entry below (one per setting or
+    group of settings, see :mod:`sslobjectives.settings`).
+
     Attributes:
         objective: registry name (``dino``, ``kl_inverse_prior``, ``sinkhorn``, ``bits``,
-            ``simdino``); objective_cfg: its config keys (e.g. ``{"beta": 0.2}``).
+            ``simdino``).
+        objective_cfg: the objective's config keys (e.g. ``{"beta": 0.2}``; ``sslobj config
+            --objective NAME`` lists them).
         label: display name in tables (e.g. ``bits-reset``); not part of the run id.
-        dataset, dataset_kwargs, data_seed: the data and its fixed train/test split.
+        dataset: ``digits``, ``shapes``, a ``.npz`` file or an image folder.
+        dataset_kwargs: the dataset's options (e.g. ``dataset_kwargs.resize=32`` for an
+            image folder).
+        data_seed: seed of the data's fixed train/test split.
         eval_dataset: a separate labelled dataset (name or path) of the same sample shape,
             whose split the features are evaluated on (k-NN, probe, mAP); ``""`` = the
             training data's own test split. Left out of the run id when unset.
         seed: initialisation, data order and augmentation.
-        backbone, backbone_kwargs: the shared backbone.
-        head_dim: K prototypes / B bits / embedding size. head_hidden, head_layers,
-            bottleneck_dim: the projection head's MLP.
-        epochs, batch_size (global, over all processes), n_local: local views per sample.
-            ``epochs = 0`` (only with ``init_from``) evaluates the loaded weights.
+        backbone: the shared backbone: ``cnn``, ``mlp``, ``vit`` or ``timm:<name>``.
+        backbone_kwargs: the backbone's options (e.g. ``backbone_kwargs.norm=batch``).
+        head_dim: K prototypes / B bits / embedding size.
+        head_hidden, head_layers, bottleneck_dim: the projection head's MLP (hidden width,
+            layers, bottleneck).
+        epochs: passes over the training images. ``epochs = 0`` (only with ``init_from``)
+            evaluates the loaded weights.
+        batch_size: images per step (global, over all processes).
+        n_local: local views per sample.
         lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
         weight_decay, weight_decay_end: cosine weight-decay schedule (DINO).
         clip_grad: max gradient norm, per parameter or global (``clip_mode``); 0 disables.
-        clip_mode: ``"per_param"`` (default): DINO's clipping (arXiv 2104.14294,
-            ``clip_gradients``), each parameter tensor's gradient clipped to norm
-            ``clip_grad`` on its own, as DINO's and SimDINO's reference code train;
-            ``"global"``: one norm over all gradients together
-            (``torch.nn.utils.clip_grad_norm_``), this project's clipping before.
+        clip_mode: ``"per_param"`` (default, DINO's clipping) or ``"global"`` (one norm).
+            ``"per_param"``: DINO's clipping (arXiv 2104.14294, ``clip_gradients``), each
+            parameter tensor's gradient clipped to norm ``clip_grad`` on its own, as DINO's
+            and SimDINO's reference code train; ``"global"``: one norm over all gradients
+            together (``torch.nn.utils.clip_grad_norm_``), this project's clipping before.
         momentum_base, momentum_final: EMA teacher momentum, cosine schedule.
         freeze_last_layer_epochs: keep the prototype layer fixed for the first epochs (DINO).
-        reset_period, reset_teacher: projection-head reset schedule (BITS); None = never.
-        init_from: start from another run's weights: a run directory (its run must be
-            done) or a ``checkpoint.pt``; ``{seed}`` is replaced by ``seed`` and a glob
+        reset_period: projection-head reset every this many epochs (BITS); None = never.
+        reset_teacher: a head reset also resets the teacher's head.
+        init_from: start from another run's weights (a run directory or a ``checkpoint.pt``).
+            A run directory's run must be done; ``{seed}`` is replaced by ``seed`` and a glob
             pattern (``runs/bits-s{seed}-*``) must match exactly one path. The student and
             teacher weights are loaded before the first epoch; the optimiser, the schedules
             and the objective's state start fresh. ``""``: a fresh initialisation.
         reset_head_at_start: with ``init_from``, re-initialise the projection head (and,
             with ``reset_teacher``, the teacher's) right after loading.
-        teacher_temp_warmup_frac: for objectives with a teacher-temperature warm-up and no
-            explicit ``warmup_teacher_temp_epochs``, the warm-up lasts this fraction of the
-            epochs (DINO: 30 of 100).
+        teacher_temp_warmup_frac: fraction of the epochs the teacher-temperature warm-up
+            lasts. For objectives with such a warm-up and no explicit
+            ``warmup_teacher_temp_epochs`` (DINO: 30 of 100).
         knn_k: neighbours of the per-epoch k-NN monitor and the final k-NN.
-        collapse_entropy_frac, collapse_rank: a run is flagged collapsed when the teacher's
-            marginal entropy falls under this fraction of its maximum, or the effective rank
-            of the test features under this value.
+        collapse_entropy_frac, collapse_rank: collapse flags (entropy fraction, rank floor).
+            A run is flagged collapsed when the teacher's marginal entropy falls under this
+            fraction of its maximum, or the effective rank of the test features under this
+            value.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
 
@@ -229,6 +247,45 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+
+def set_setting(d: dict[str, Any], key: str, value: Any) -> None:
+    """Set the RunConfig key ``key`` in the dict ``d``; a dotted key reaches into a table field.
+
+    Unknown keys, and dotted keys into fields that are not tables, are errors naming the
+    nearest valid key.
+
+    >>> d = {"dataset_kwargs": {"n": 10}}
+    >>> set_setting(d, "dataset_kwargs.size", 16); set_setting(d, "lr", 0.01); d
+    {'dataset_kwargs': {'n': 10, 'size': 16}, 'lr': 0.01}
+    >>> set_setting(d, "epoch.x", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown setting 'epoch.x' (did you mean 'epochs'?)
+    """
+    valid = [f.name for f in dataclasses.fields(RunConfig)]
+    top, _, sub = key.partition(".")
+    if top not in valid:
+        raise ValueError(f"unknown setting {key!r}{nearest_key(top, valid)}")
+    if not sub:
+        d[key] = value
+        return
+    if top not in DICT_FIELDS:
+        raise ValueError(
+            f"setting {key!r}: {top} is not a table; only {', '.join(DICT_FIELDS)} take dotted keys"
+        )
+    table = d.get(top)
+    if table is None:
+        table = {}
+    elif not isinstance(table, dict):
+        raise ValueError(f"setting {key!r}: {top} is {table!r}, not a table")
+    d[top] = node = dict(table)
+    *parents, leaf = sub.split(".")
+    for part in parents:  # deeper keys (a.b.c) build nested tables
+        child = node.get(part)
+        node[part] = dict(child) if isinstance(child, dict) else {}
+        node = node[part]
+    node[leaf] = value
 
 
 #: Lower (and upper) bounds of numeric settings, checked after their type and finiteness.

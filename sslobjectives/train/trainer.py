@@ -33,6 +33,7 @@ from torch import nn
 
 from sslobjectives.data import ImageDataset, default_augment
 from sslobjectives.eval import run as evaluation
+from sslobjectives.live import RunLogger
 from sslobjectives.models import EMATeacher, ResetSchedule, Student, build_student
 from sslobjectives.objectives import build, get
 from sslobjectives.schedules import RunSchedules
@@ -122,10 +123,13 @@ class Trainer:
         *,
         progress: bool = True,
         dist_env: DistEnv | None = None,
+        logger: RunLogger | None = None,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.config = config
         self.on_epoch = on_epoch
+        #: live metrics (:mod:`sslobjectives.live`), called on the main process only
+        self.logger = logger if logger is not None and (dist_env or DistEnv()).is_main else None
         self.run_dir = Path(run_dir)
         self.files = RunDir(run_dir)
         self.progress = progress
@@ -325,9 +329,12 @@ class Trainer:
                 self.student.head.freeze_last_layer()
             self.optimizer.step()
             self.teacher.update(self.student, self.schedules.momentum[step])
-            for k, v in out.scalars().items():
+            scalars = out.scalars()
+            for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
+            if self.logger is not None:
+                self.logger.log_step(step, scalars)
             self.step_time += time.perf_counter() - t0
         return {k: v / counts[k] for k, v in sums.items()}
 
@@ -368,6 +375,8 @@ class Trainer:
             self.history.append(record)
             self.epoch += 1
             self.save_checkpoint()
+            if self.logger is not None:
+                self.logger.log_epoch(record["epoch"], record)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", knn=f"{record.get('knn', 0):.3f}")
@@ -431,6 +440,8 @@ class Trainer:
         if self.env.is_main:
             self.files.write_result(result, cfg)
             result = self.files.result()
+        if self.logger is not None and result.get("final"):
+            self.logger.log_final(result["final"])
         return result
 
 
@@ -441,10 +452,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     dist_env: DistEnv | None = None,
+    logger: RunLogger | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     reuse_stale: bool = False,
 ) -> dict[str, Any]:
     """Train one run into ``run_dir`` and return its result (also in ``result.json``).
+
+    ``logger`` receives live metrics (:mod:`sslobjectives.live`); whoever opened it closes it.
+    It is not called when a finished run is returned without training.
 
     With ``resume=True`` a finished run returns its stored result without training, and an
     interrupted one continues from its last checkpoint. Without it, an existing checkpoint
@@ -471,7 +486,9 @@ def train(
                     files.retire(f"checkpoint {stale}")
     elif files.holds_run():
         raise ValueError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue")
-    trainer = Trainer(config, run_dir, progress=progress, dist_env=dist_env, on_epoch=on_epoch)
+    trainer = Trainer(
+        config, run_dir, progress=progress, dist_env=dist_env, logger=logger, on_epoch=on_epoch
+    )
     resumed = resume and trainer.load_checkpoint()
     if config.init_from and not resumed:
         trainer.load_init()
