@@ -42,6 +42,9 @@ class ImageDataset:
             ``n_test``, ``stratified`` and ``train_hash`` (sha256 prefix of the sorted
             train indices into the source order).
         class_names: names of the classes, index = label (empty if unknown).
+        source: the named source it was loaded from (a key of ``SOURCES``), ``""`` for a
+            user's file or folder, whatever its name: the default augmentation is chosen
+            by the source, never by the file's name.
 
     Example:
         >>> from sslobjectives.data import load_dataset
@@ -60,6 +63,7 @@ class ImageDataset:
     factor_names: tuple[str, ...] = ()
     split: dict[str, Any] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
+    source: str = ""
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):

@@ -3,6 +3,7 @@ student built from plain values."""
 
 from .backbones import BACKBONE_NAMES, ConvNet, MLPNet, TinyViT, build_backbone
 from .heads import (
+    HEAD_OPTIONS,
     HEADS,
     BinaryHead,
     DINOHead,
@@ -10,6 +11,7 @@ from .heads import (
     MLPHead,
     ResetSchedule,
     build_head,
+    head_options,
 )
 from .student import Student, build_student
 from .teacher import EMATeacher, cosine_momentum
@@ -17,6 +19,7 @@ from .teacher import EMATeacher, cosine_momentum
 __all__ = [
     "BACKBONE_NAMES",
     "HEADS",
+    "HEAD_OPTIONS",
     "BinaryHead",
     "ConvNet",
     "DINOHead",
@@ -30,5 +33,6 @@ __all__ = [
     "build_backbone",
     "build_head",
     "build_student",
+    "head_options",
     "cosine_momentum",
 ]

@@ -18,6 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from sslobjectives.models.heads import build_head, head_options
 from sslobjectives.objectives import build, get, nearest_key
 from sslobjectives.train.clipping import CLIP_MODES
 
@@ -43,6 +44,9 @@ class RunConfig:
         backbone, backbone_kwargs: the shared backbone.
         head_dim: K prototypes / B bits / embedding size. head_hidden, head_layers,
             bottleneck_dim: the projection head's MLP.
+        head_kwargs: further options of the objective's head (``{}``: its defaults), e.g.
+            ``{"logit_norm": "batch"}`` for ``bits`` (:class:`~sslobjectives.models.MLPHead`);
+            unknown keys are errors naming the valid ones. Left out of the run id when empty.
         epochs, batch_size (global, over all processes), n_local: local views per sample.
             ``epochs = 0`` (only with ``init_from``) evaluates the loaded weights.
         lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
@@ -86,6 +90,7 @@ class RunConfig:
     head_hidden: int = 256
     head_layers: int = 3
     bottleneck_dim: int = 64
+    head_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 128
     n_local: int = 2
@@ -161,6 +166,19 @@ class RunConfig:
             out.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if cls is not None and cls.head_kind not in ("cluster", "binary", "embedding"):
             out.append(f"objective {self.objective!r} declares unknown head_kind {cls.head_kind!r}")
+        elif cls is not None:
+            valid = head_options(cls.head_kind)
+            out += [
+                f"head_kwargs: unknown option {key!r} for the {cls.head_kind} head of "
+                f"{self.objective!r}{nearest_key(key, valid)}; valid: {', '.join(valid) or 'none'}"
+                for key in self.head_kwargs
+                if key not in valid
+            ]
+            if self.head_kwargs and all(key in valid for key in self.head_kwargs):
+                try:  # the values, checked by the head itself on a tiny instance
+                    build_head(cls.head_kind, 2, 2, 2, 1, 2, **self.head_kwargs)
+                except (TypeError, ValueError) as err:
+                    out.append(f"head_kwargs: {err}")
         return out
 
     # ------------------------------------------------------------------ derived
@@ -184,11 +202,11 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Hash of everything that determines the result (the label is left out, and so are
-        ``init_from`` and ``reset_head_at_start`` when unset, so that adding them kept the ids
-        of earlier runs)."""
+        ``init_from``, ``reset_head_at_start`` and ``head_kwargs`` when unset, so that adding
+        them kept the ids of earlier runs)."""
         d = self.to_dict()
         d.pop("label")
-        for key, unset in (("init_from", ""), ("reset_head_at_start", False)):
+        for key, unset in (("init_from", ""), ("reset_head_at_start", False), ("head_kwargs", {})):
             if d[key] == unset:
                 d.pop(key)
         blob = json.dumps(d, sort_keys=True, default=str).encode()
@@ -248,7 +266,7 @@ def _nested_problems(config: RunConfig) -> list[str]:
     """Non-finite numbers inside the keyword dicts (``backbone_kwargs.width=NaN``); the
     objective's config is checked by its own Config."""
     out = []
-    for name in ("dataset_kwargs", "backbone_kwargs"):
+    for name in ("dataset_kwargs", "backbone_kwargs", "head_kwargs"):
         for key, value in getattr(config, name).items():
             if isinstance(value, float) and not math.isfinite(value):
                 out.append(f"{name}.{key} must be a finite number, got {value!r}")

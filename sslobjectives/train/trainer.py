@@ -80,6 +80,7 @@ def build_run_student(config: RunConfig, dataset: ImageDataset, head_kind: str) 
         bottleneck_dim=config.bottleneck_dim,
         seed=config.seed,
         backbone_kwargs=config.backbone_kwargs,
+        head_kwargs=config.head_kwargs,
     )
 
 
