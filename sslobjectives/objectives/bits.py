@@ -113,8 +113,11 @@ class BITS(Objective):
 
     def final_stats(self, test_out):
         """Per-bit and mean marginal entropy, dead bits and bit correlation of the test
-        messages (BITS reports ~0.9 bit of marginal entropy per bit)."""
+        messages (BITS reports ~0.9 bit of marginal entropy per bit), and the logit scale
+        (median |a| of the test logits)."""
         bits = Fn.binary_message(test_out)
         out: dict = {"bit_entropy_per_bit": diagnostics.bit_marginal_entropy(bits).tolist()}
+        # the teacher's logit scale: near 0 the message is decided by noise (channel closed)
+        out["logit_scale"] = float(test_out.abs().median())
         out.update({k: float(v) for k, v in diagnostics.bit_stats(bits).items()})
         return out

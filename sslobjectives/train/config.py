@@ -47,6 +47,11 @@ class RunConfig:
         head_kwargs: further options of the objective's head (``{}``: its defaults), e.g.
             ``{"logit_norm": "batch"}`` for ``bits`` (:class:`~sslobjectives.models.MLPHead`);
             unknown keys are errors naming the valid ones. Left out of the run id when empty.
+        augment: overrides of the dataset's default augmentation (keys of
+            :class:`~sslobjectives.data.MultiCropAugment`, e.g. ``{"rotation": 90}``); the
+            defaults come from the dataset's source (``SOURCES``), a user's file or folder
+            gets the generic ones. ``{}``: the defaults. Left out of the run id when empty;
+            the resolved settings are recorded in ``result.json`` (``augment``).
         epochs, batch_size (global, over all processes), n_local: local views per sample.
             ``epochs = 0`` (only with ``init_from``) evaluates the loaded weights.
         lr, min_lr, warmup_epochs: AdamW with linear warm-up then cosine decay (per step).
@@ -91,6 +96,7 @@ class RunConfig:
     head_layers: int = 3
     bottleneck_dim: int = 64
     head_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 128
     n_local: int = 2
@@ -147,6 +153,7 @@ class RunConfig:
             out.append(
                 f"epochs must be >= 1 (0 = evaluate only, which needs init_from), got {self.epochs}"
             )
+        out += _augment_problems(self.augment)
         if self.reset_head_at_start and not self.init_from:
             out.append("reset_head_at_start needs init_from (a fresh head needs no reset)")
         if self.n_local < 0:
@@ -202,11 +209,16 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Hash of everything that determines the result (the label is left out, and so are
-        ``init_from``, ``reset_head_at_start`` and ``head_kwargs`` when unset, so that adding
-        them kept the ids of earlier runs)."""
+        ``init_from``, ``reset_head_at_start``, ``head_kwargs`` and ``augment`` when unset, so
+        that adding them kept the ids of earlier runs)."""
         d = self.to_dict()
         d.pop("label")
-        for key, unset in (("init_from", ""), ("reset_head_at_start", False), ("head_kwargs", {})):
+        for key, unset in (
+            ("init_from", ""),
+            ("reset_head_at_start", False),
+            ("head_kwargs", {}),
+            ("augment", {}),
+        ):
             if d[key] == unset:
                 d.pop(key)
         blob = json.dumps(d, sort_keys=True, default=str).encode()
@@ -262,11 +274,31 @@ def _range_problems(config: RunConfig) -> list[str]:
     return out
 
 
+def _augment_problems(augment: dict[str, Any]) -> list[str]:
+    """Unknown augmentation keys (with the nearest valid one) and values the augmentation
+    refuses; ``n_local`` is a run setting of its own."""
+    from sslobjectives.data import MultiCropAugment
+
+    valid = [f.name for f in dataclasses.fields(MultiCropAugment) if f.name != "n_local"]
+    out = [
+        f"augment: unknown setting {k!r}{nearest_key(k, valid)}; valid: {', '.join(valid)}"
+        for k in augment
+        if k not in valid
+    ]
+    if not out and augment:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
+        try:
+            MultiCropAugment(**values)
+        except (TypeError, ValueError) as err:
+            out.append(f"augment: {err}")
+    return out
+
+
 def _nested_problems(config: RunConfig) -> list[str]:
     """Non-finite numbers inside the keyword dicts (``backbone_kwargs.width=NaN``); the
     objective's config is checked by its own Config."""
     out = []
-    for name in ("dataset_kwargs", "backbone_kwargs", "head_kwargs"):
+    for name in ("dataset_kwargs", "backbone_kwargs", "head_kwargs", "augment"):
         for key, value in getattr(config, name).items():
             if isinstance(value, float) and not math.isfinite(value):
                 out.append(f"{name}.{key} must be a finite number, got {value!r}")

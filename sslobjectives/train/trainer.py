@@ -21,6 +21,7 @@ ends — done or failed) are written through :class:`~sslobjectives.train.rundir
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from contextlib import nullcontext
@@ -142,7 +143,7 @@ class Trainer:
         self.data = dataset_for(config)
         if self.data.y_train is None:
             raise ValueError(f"dataset {config.dataset!r} has no labels: evaluation needs them")
-        self.augment = default_augment(self.data, n_local=config.n_local)
+        self.augment = default_augment(self.data, n_local=config.n_local, overrides=config.augment)
         #: the one place the trainer asks which output its objective reads
         self.head_kind = get(config.objective).head_kind
         self.student = build_run_student(config, self.data, self.head_kind).to(self.device)
@@ -383,6 +384,8 @@ class Trainer:
             "config": cfg.to_dict(),
             "split": self.data.split,
             "dataset": {"name": self.data.name, "n_train": int(self.data.x_train.shape[0])},
+            # the resolved views (source defaults + the run's overrides), as run
+            "augment": dataclasses.asdict(self.augment),
             "versions": versions(),
             "device": str(self.device),
             "world_size": self.env.world_size,
@@ -406,6 +409,7 @@ class Trainer:
                 result["final"] = evaluation.final_metrics(
                     self.teacher.module, self.objective, self.data, self.device, cfg.knn_k
                 )
+                result["final"].update(evaluation.channel_health(self.history, cfg.head_dim))
                 reason = evaluation.collapse_reason(
                     result["final"],
                     min_rank=cfg.collapse_rank,
