@@ -53,6 +53,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     from sslobjectives.compare import (
         apply_overrides,
+        augment_text,
         default_methods,
         plan_runs,
         run_comparison,
@@ -70,6 +71,7 @@ def _compare(args: argparse.Namespace) -> int:
         methods = select_methods(default_methods(args.epochs), args.objectives)
         base, methods = apply_overrides(base, methods, args.set)
         configs = plan_runs(methods, args.seeds, base)
+        views = augment_text(configs)
     except ValueError as err:
         print(f"sslobj compare: {err}", file=sys.stderr)
         return 2
@@ -78,6 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
+    print(views, flush=True)
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
     jobs = min(jobs, len(configs))
     if jobs > 1:

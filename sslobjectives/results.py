@@ -38,7 +38,14 @@ TABLE_METRICS = (
 #: Columns where lower is better (the best mark goes to the minimum).
 LOWER_IS_BETTER = {"dead_bits"}
 #: Settings that name what is compared rather than how: they may differ between groups.
-METHOD_KEYS = ("objective", "objective_cfg", "label", "reset_period", "reset_teacher")
+METHOD_KEYS = (
+    "objective",
+    "objective_cfg",
+    "label",
+    "reset_period",
+    "reset_teacher",
+    "head_kwargs",
+)
 
 
 def load_results(paths: Iterable[str | Path], status: str | None = "done") -> list[dict]:

@@ -7,6 +7,17 @@ pre-binarisation student logits keeps the code spread out (the stand-in for ``H(
 ``L = BCE - beta * R_eps``. Periodic reset of the projection head lives in
 :mod:`sslobjectives.heads` (``ResetSchedule``), not here: an objective never reaches into the
 model.
+
+The head matters here. With the plain MLP head (DINO's init, std 0.02 per layer) the logits
+start at |a| ~ 0.002; the coding-rate gradient, taken on the L2-normalised logits and so
+scaled by 1/|a|, then outweighs the BCE's (12x on the head's last layer, 34x on the first
+convolution, measured on digits) and holds the channel shut: after 30 epochs the BCE is
+0.98 B ln 2 and |a| 0.003. ``sslobj compare`` therefore runs ``bits`` with
+``head_kwargs={"logit_norm": "batch"}`` (:class:`~sslobjectives.models.MLPHead`: an
+affine-free BatchNorm on the logits), which opens it (BCE 0.71 B ln 2, |a| 0.77 on digits).
+This is a deliberate, measured difference: the BITS paper's head code is not available to
+us. ``logit_norm="none"`` (the head's default) stays available. Measurements and commands:
+docs/TESTBED.md.
 """
 
 from __future__ import annotations
