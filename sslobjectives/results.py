@@ -215,9 +215,8 @@ def _learned_text(row: dict[str, Any]) -> str:
     if row.get("channel_closed"):
         reasons.append("channel closed")
     if row.get("not_beaten"):
-        reasons.append(
-            "under " + ", ".join(b.removeprefix("baseline: ") for b in row["not_beaten"])
-        )
+        names = [b.removeprefix("baseline: ").split(" (")[0] for b in row["not_beaten"]]
+        reasons.append("under " + ", ".join(dict.fromkeys(names)))
     return "no" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 

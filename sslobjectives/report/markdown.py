@@ -154,7 +154,11 @@ def _duration(seconds: float) -> str:
 
 
 def experiment_section(
-    exp: Experiment, claims: ExperimentClaims | None, md_dir: Path, fig_root: Path
+    exp: Experiment,
+    claims: ExperimentClaims | None,
+    md_dir: Path,
+    fig_root: Path,
+    gate: bool = True,
 ) -> tuple[str, list[Verdict]]:
     """The markdown of one experiment, and its verdicts."""
     lines = [f"## {exp.title or exp.name}", ""]
@@ -195,7 +199,7 @@ def experiment_section(
             check_comparable(done, exp.varied)
         except ValueError as err:
             lines += [f"**Warning**: {err}", ""]
-    base_for, problem = _baselines(exp)
+    base_for, problem = _baselines(exp) if gate else (None, None)
     lines += [
         "Mean ± 95% CI over seeds (t-distribution); failed runs have no metrics and are "
         "counted, collapsed runs are included. Baselines on the same split: raw pixels "
@@ -248,9 +252,12 @@ def write_results_report(
     claims: str | Path | None = None,
     experiments_dir: str | Path | None = None,
     command: str | None = None,
+    gate: bool = True,
 ) -> dict[str, Any]:
     """Write the markdown report of the sweeps in ``dirs`` (a directory holding several
-    sweep directories counts as all of them) and its figures; return the verdicts."""
+    sweep directories counts as all of them) and its figures; return the verdicts.
+    ``gate=False`` leaves out the baselines and the validity gate (for results that are not
+    runs of this package's configs, e.g. hand-made ones testing the verdict rules)."""
     out = Path(out)
     md_dir = out.parent
     commit = git_commit()  # before this report rewrites its own files in a checkout
@@ -271,7 +278,7 @@ def write_results_report(
     fig_root = md_dir / "figures"
     sections, summary, verdicts = [], [], {}
     for exp in exps:
-        text, got = experiment_section(exp, all_claims.get(exp.name), md_dir, fig_root)
+        text, got = experiment_section(exp, all_claims.get(exp.name), md_dir, fig_root, gate)
         sections.append(text)
         verdicts[exp.name] = got
         counts = {k: sum(v.verdict.startswith(k) for v in got) for k in ("agrees", "disagrees")}
