@@ -2,6 +2,7 @@
 broken library function."""
 
 import contextlib
+import functools
 import io
 import json
 
@@ -14,6 +15,19 @@ from hypothesis import strategies as st
 
 import sslobjectives.functional as F
 from sslobjectives import cli, verify
+from sslobjectives.objectives import (
+    BITS,
+    DINO,
+    ClusterConfig,
+    KLInversePrior,
+    LossOutput,
+    SimDINO,
+    Sinkhorn,
+    TeacherTempSchedule,
+)
+from sslobjectives.objectives.cluster import ClusterObjective
+from sslobjectives.verify import as_called
+from sslobjectives.verify import cli as verify_cli
 
 SOME = settings(max_examples=15, deadline=None)
 
@@ -46,8 +60,23 @@ def test_every_claim_passes_and_exit_status_is_zero(full_run):
         assert claim["numeric"]["max_error"] <= claim["numeric"]["tolerance"] <= 1e-5
 
 
-def test_it_finishes_in_under_a_minute(full_run):
-    assert full_run["report"]["seconds"] < 60
+def test_claims_about_objectives_are_checked_through_the_objective_classes(full_run):
+    """Claims 1-6 say what an objective computes: each also ran through the classes."""
+    for claim in full_run["report"]["claims"]:
+        through = [n for n in claim["numeric"]["notes"] if n.startswith("objectives as the")]
+        if claim["id"] == 7:  # bit_marginal_entropy is a diagnostic, no objective's loss
+            assert not through
+            continue
+        (note,) = through
+        assert int(note.split(": ")[1].split()[0]) >= 30, note
+    table = full_run["stdout"]
+    assert "calls of dino" in table and "calls of bits and simdino" in table
+
+
+def test_the_report_says_how_long_it_took(full_run):
+    report = full_run["report"]
+    assert report["seconds"] > 0 and all(c["seconds"] > 0 for c in report["claims"])
+    assert f"({report['seconds']:.1f} s)" in full_run["stdout"].splitlines()[-1]
 
 
 def test_table_has_a_row_per_claim(full_run):
@@ -237,3 +266,221 @@ def test_coding_rate_against_eigenvalues_and_bounds(n, d, eps, seed):
     z = torch.from_numpy(rng.normal(size=(n, d)))
     with verify.single_threaded():
         assert verify.coding_rate_errors(z, eps, "gaussian", q) <= 1e-9
+
+
+# --------------------------------------------------------------------------- broken objectives
+# Each is a one-line mistake in an objective class; the functions of functional.py stay right,
+# so only the checks that call the objectives as the trainer does can see it.
+
+
+def _dino_scalar_centre(self, teacher):
+    """The centre's mean taken over the clusters too: a scalar, a no-op under softmax."""
+    m = self.config.center_momentum
+    self.center.mul_(m).add_(teacher.mean(dim=1).mean(), alpha=1 - m)
+
+
+def _dino_centre_per_sample(self, teacher, temp):
+    """Each sample centred over its own clusters (the wrong axis) instead of by the centre."""
+    if self.center.numel() != teacher.shape[1]:
+        self.center = teacher.new_zeros(teacher.shape[1])
+    if self.training:
+        self._update_center(teacher)
+    return torch.softmax((teacher - teacher.mean(dim=1, keepdim=True)) / temp, -1)
+
+
+def _dino_centre_updated_first(self, teacher, temp):
+    """The centre updated with this batch before it normalises it (DINO uses the old one)."""
+    if self.center.numel() != teacher.shape[1]:
+        self.center = teacher.new_zeros(teacher.shape[1])
+    if self.training:
+        self._update_center(teacher)
+    return F.center_normalize(teacher, temp, center=self.center)
+
+
+def _dino_momentum_swapped(self, teacher):
+    m = self.config.center_momentum
+    self.center.mul_(1 - m).add_(teacher.mean(dim=0), alpha=m)
+
+
+def _inverse_prior_dropped(self, teacher, temp):
+    return torch.softmax(teacher / temp, -1)
+
+
+def _running_prior_frozen(self, teacher, temp):
+    """The running prior computed but never stored: every step uses the uniform start."""
+    m = self.config.prior_momentum
+    if m is None:
+        return F.inverse_prior_normalize(teacher, temp)
+    k = teacher.shape[1]
+    if self.prior.numel() != k:
+        self.prior = teacher.new_full((k,), 1.0 / k)
+    prior = m * self.prior + (1 - m) * F.cluster_prior(teacher, temp)
+    return F.inverse_prior_normalize(teacher, temp, prior=prior)
+
+
+def _sinkhorn_start_ignored(self, teacher, temp):
+    return F.sinkhorn_knopp(teacher, temp, self.config.n_iter)
+
+
+def _no_warmup(self):
+    return TeacherTempSchedule(
+        self.teacher_temp, self.teacher_temp, self.warmup_teacher_temp_epochs
+    )
+
+
+def _targets_from_the_student(compute):
+    """The cluster objective normalising the student's global views instead of the teacher's."""
+
+    def broken(self, student, teacher, epoch, stats):
+        return compute(self, student, [s.detach() for s in student[: len(teacher)]], epoch, stats)
+
+    return broken
+
+
+def _soft_when_hard(self, teacher_logits):
+    return F.soft_message(teacher_logits, self.config.tau)
+
+
+def _soft_without_tau(self, teacher_logits):
+    if self.config.targets == "hard":
+        return F.binary_message(teacher_logits)
+    return torch.sigmoid(teacher_logits)
+
+
+def _bits_compute(rate_of, sign=-1.0):
+    """BITS' loss with the rate taken of ``rate_of(student, teacher)`` and added with ``sign``."""
+
+    def compute(self, student, teacher, epoch, stats):
+        cfg = self.config
+        targets = [self.message(t.detach()) for t in teacher]
+        bce = F.multicrop_binary_agreement(student, targets)
+        views = rate_of(student, teacher)
+        rate = torch.stack([F.coding_rate(v, cfg.eps) for v in views]).mean()
+        return LossOutput(loss=bce + sign * cfg.beta * rate, terms={"bce": bce, "rate": rate})
+
+    return compute
+
+
+def _simdino_compute(rate_of, weight=None):
+    """SimDINO's loss with the rate of ``rate_of(student, teacher)`` (unit rows) and weight."""
+
+    def compute(self, student, teacher, epoch, stats):
+        cfg = self.config
+        align = F.multicrop_cosine_distance(student, teacher)
+        views = rate_of(student, teacher)
+        rate = torch.stack([F.coding_rate(v, cfg.eps) for v in views]).mean()
+        w = weight if weight is not None else self.rate_weight(len(student[0]), student[0].shape[1])
+        return LossOutput(loss=align - w * rate, terms={"align": align, "rate": rate})
+
+    return compute
+
+
+def _globals(student, teacher):
+    return student[: len(teacher)]
+
+
+def _teacher_views(student, teacher):
+    return [t.detach() for t in teacher]
+
+
+def _detached_globals(student, teacher):
+    return [s.detach() for s in student[: len(teacher)]]
+
+
+#: name -> (class, attribute, replacement, the claims that must fail)
+OBJECTIVE_MISTAKES = {
+    # the six of issue 12
+    "dino centre over the wrong axis": (DINO, "_update_center", _dino_scalar_centre, {3}),
+    "inverse prior dropped": (KLInversePrior, "teacher_probs", _inverse_prior_dropped, {2}),
+    "bits coding-rate sign flipped": (BITS, "compute", _bits_compute(_globals, +1.0), {6}),
+    "bits soft targets when hard are asked": (BITS, "message", _soft_when_hard, {5}),
+    "bits rate on the teacher": (BITS, "compute", _bits_compute(_teacher_views), {6}),
+    "no teacher-temperature warm-up": (ClusterConfig, "schedule", property(_no_warmup), {2, 3}),
+    # more
+    "dino samples centred over their clusters": (
+        DINO,
+        "teacher_probs",
+        _dino_centre_per_sample,
+        {3, 4},
+    ),
+    "dino centre updated before use": (DINO, "teacher_probs", _dino_centre_updated_first, {3}),
+    "dino centre momentum swapped": (DINO, "_update_center", _dino_momentum_swapped, {3}),
+    "running prior never stored": (KLInversePrior, "teacher_probs", _running_prior_frozen, {2}),
+    "sinkhorn ignores start": (Sinkhorn, "teacher_probs", _sinkhorn_start_ignored, {2}),
+    "cluster targets from the student": (
+        ClusterObjective,
+        "compute",
+        _targets_from_the_student(ClusterObjective.compute),
+        {2, 3},
+    ),
+    "bits soft targets ignore tau": (BITS, "message", _soft_without_tau, {5}),
+    "bits rate without gradient": (BITS, "compute", _bits_compute(_detached_globals), {6}),
+    "simdino rate of the student alone": (SimDINO, "compute", _simdino_compute(_globals), {6}),
+    "simdino fixed weight 0.01": (SimDINO, "compute", _simdino_compute(_globals, 0.01), {6}),
+}
+
+
+@pytest.fixture
+def small_sweep(monkeypatch):
+    """The Jensen sweep is not what these tests are about: a small one keeps them fast."""
+    small = functools.partial(verify.jensen_sweep, temps=(1.0, 0.02), batches=(16,), seeds=1)
+    monkeypatch.setattr(verify_cli, "jensen_sweep", small)
+
+
+@pytest.mark.parametrize("mistake", list(OBJECTIVE_MISTAKES))
+def test_a_broken_objective_fails_its_claim(monkeypatch, small_sweep, tmp_path, mistake):
+    cls, attribute, broken, claim_ids = OBJECTIVE_MISTAKES[mistake]
+    monkeypatch.setattr(cls, attribute, broken)
+    path = tmp_path / "verify.json"
+    args = ["verify", "--claims", *map(str, sorted(claim_ids)), "--json", str(path)]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = cli.main(args)
+    assert code != 0
+    claims = {c["id"]: c for c in json.loads(path.read_text())["claims"]}
+    assert set(claims) == claim_ids
+    for claim in claims.values():
+        numeric = claim["numeric"]
+        assert not claim["ok"] and claim["symbolic"]["ok"] and not numeric["ok"]
+        # a wrong number, caught where the objective is called, not a crash
+        assert not numeric["crash"] and float(numeric["max_error"]) > 1e-6
+        assert numeric["worst_case"].split()[0] in (
+            "dino",
+            "kl_inverse_prior",
+            "sinkhorn",
+            "bits",
+            "simdino",
+        )
+
+
+@pytest.mark.parametrize(
+    ("mistake", "claim_ids"),
+    [
+        ("inverse prior dropped", (1, 2, 3, 4)),
+        ("bits soft targets when hard are asked", (5, 6)),
+        ("bits rate on the teacher", (5, 6)),
+    ],
+)
+def test_a_broken_objective_fails_only_its_claim(monkeypatch, mistake, claim_ids):
+    """The table says which claim a mistake breaks: the neighbouring claims still pass."""
+    cls, attribute, broken, failing = OBJECTIVE_MISTAKES[mistake]
+    monkeypatch.setattr(cls, attribute, broken)
+    results = verify.run_claims(list(claim_ids))
+    assert {r.id for r in results if not r.ok} == failing
+
+
+def test_the_objective_checks_pass_on_the_unmodified_library():
+    """Each claim's objective part on the unmodified library, with enough cases to mean
+    something. (Its cost is not asserted here: timing goals belong to benchmarks/.)"""
+    parts = (
+        as_called.check_cross_entropy,
+        as_called.check_balanced,
+        as_called.check_jensen,
+        as_called.check_geometric,
+        as_called.check_bits_targets,
+        as_called.check_rate_terms,
+    )
+    with verify.single_threaded():
+        for part in parts:
+            out = verify.Numeric(1e-9)
+            part(0, out)
+            assert out.ok and out.cases >= 30, (part.__name__, out.max_error, out.worst_case)

@@ -11,14 +11,19 @@ Each claim is checked two ways:
   temperatures from flat (1) to sharp (0.02), and the edge cases one-hot posteriors,
   identical samples, ``n < d``, empty batches. The checks run in float64, so the errors are
   rounding errors and the tolerance is 1e-9 (1e-5 for the bit diagnostics, which compute in
-  float32).
+  float32);
+- **as called** — each claim about an objective (1-6) also runs through the objective class,
+  built by name and called as the trainer calls it (distinct teacher views, epochs through the
+  teacher-temperature warm-up, state across steps): its loss, gradients and state buffers
+  against the claim's formula (:mod:`~sslobjectives.verify.as_called`).
 
 It also measures how far centering is from inverse-prior normalisation — the mean Jensen gap
 and the mean ``KL(inverse-prior || centered)`` — as the teacher temperature goes from 1 to
 0.02 and the batch from 16 to 1024 (:func:`jensen_sweep`).
 
 One module per concern: :mod:`~sslobjectives.verify.proofs`, the numeric
-:mod:`~sslobjectives.verify.references` and :mod:`~sslobjectives.verify.checks`, the
+:mod:`~sslobjectives.verify.references`, :mod:`~sslobjectives.verify.checks` and
+:mod:`~sslobjectives.verify.as_called`, the
 :mod:`~sslobjectives.verify.claims` and their runner, the :mod:`~sslobjectives.verify.jensen`
 sweep and the command (:mod:`~sslobjectives.verify.cli`); this package re-exports their names.
 """

@@ -109,16 +109,23 @@ def teacher_cases(seed: int) -> Iterator[tuple[str, torch.Tensor, float]]:
                     yield label, _t(_logits(rng, kind, batch, k)), temp
 
 
-def _guard(check: Callable[[int, Numeric], None], tolerance: float) -> Callable[[int], Numeric]:
-    """A library function that raises fails the claim (with its message) instead of verify."""
+def _guard(
+    check: Callable[[int, Numeric], None], tolerance: float, *more: Callable[[int, Numeric], None]
+) -> Callable[[int], Numeric]:
+    """The checks of one claim into one result; a library function (or objective) that
+    raises fails the claim with its message instead of stopping verify, and does not keep
+    the claim's other checks from running."""
 
     @functools.wraps(check)
     def run(seed: int) -> Numeric:
         result = Numeric(tolerance)
-        try:
-            check(seed, result)
-        except Exception as exc:
-            result.crash = f"{type(exc).__name__}: {exc}"
+        crashes = []
+        for part in (check, *more):
+            try:
+                part(seed, result)
+            except Exception as exc:
+                crashes.append(f"{part.__name__}: {type(exc).__name__}: {exc}")
+        result.crash = "; ".join(crashes)
         return result
 
     return run
