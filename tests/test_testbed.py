@@ -17,7 +17,7 @@ from sslobjectives.eval.run import channel_health, collapse_reason
 from sslobjectives.report.claims import AGREES, Claim
 from sslobjectives.report.experiments import Experiment
 from sslobjectives.report.groups import Run
-from sslobjectives.report.verdicts import judge, testbed_problem
+from sslobjectives.report.verdicts import judge, validity_problem
 from sslobjectives.results import format_table, load_results, write_report
 from sslobjectives.train import RunConfig
 
@@ -104,7 +104,7 @@ def test_report_verdicts_are_invalid_testbed_or_channel_closed_for_groups_that_d
     )
 
     def validity(name, group):
-        return testbed_problem(name, group, BASES)
+        return validity_problem(name, group, BASES)
 
     got = [v.verdict for v in judge(claim, exp, validity)]
     invalid = (

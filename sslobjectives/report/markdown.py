@@ -21,7 +21,7 @@ from sslobjectives.report.verdicts import (
     _pm,
     _run_name,
     judge,
-    testbed_problem,
+    validity_problem,
 )
 from sslobjectives.results import (
     TABLE_METRICS,
@@ -220,7 +220,7 @@ def experiment_section(
         done = [r.result for r in runs if r.status == "done" and r.result]
         if base_for is None or not done:
             return None
-        return testbed_problem(name, runs, base_for(done))
+        return validity_problem(name, runs, base_for(done))
 
     if claims is None:
         lines += ["No claim for this experiment in the claims file.", ""]

@@ -135,7 +135,7 @@ def question_answer(a: Stat, b: Stat, name_a: str, name_b: str) -> str:
 Validity = Callable[[str, Sequence[Run]], str | None]
 
 
-def testbed_problem(
+def validity_problem(
     name: str, runs: Sequence[Run], base_rows: Sequence[dict[str, Any]]
 ) -> str | None:
     """Why the group ``name`` cannot enter a verdict, or None when it has learned (DESIGN.md,
@@ -183,7 +183,7 @@ def _settings(
 
 def judge(claim: Claim, exp: Experiment, validity: Validity | None = None) -> list[Verdict]:
     """One verdict per claimed pair and context (or per group for expect / metrics). With
-    ``validity`` (:func:`testbed_problem` bound to the experiment's baselines), a pair or
+    ``validity`` (:func:`validity_problem` bound to the experiment's baselines), a pair or
     group involving a group that has not learned gets its problem ("invalid testbed: ...",
     "channel closed: ...") instead of agrees / disagrees / inconclusive."""
     valid = validity or (lambda name, runs: None)
