@@ -108,10 +108,19 @@ def test_compare_cli_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "4 runs (2 objectives x 2 seeds)" in printed
     assert "bits-reset" in printed and "± " in printed
+    assert printed.count("augmentation (digits): ") == 1  # the views, printed once
     with open(out / "summary.csv") as fh:
-        rows = list(csv.DictReader(fh))
+        all_rows = list(csv.DictReader(fh))
+    rows = [r for r in all_rows if not r["baseline"]]
     assert {r["label"] for r in rows} == {"dino", "bits-reset"}
     assert all(r["n"] == "2" for r in rows)
+    assert {r["baseline"] for r in all_rows} - {""} == {
+        "baseline: raw",
+        "baseline: raw-centred",
+        "baseline: untrained",
+        "reference: supervised",
+    }
+    assert "reference: supervised" in printed and "learned" in printed
     with open(out / "runs.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 4
     assert (out / "curves.png").stat().st_size > 0
