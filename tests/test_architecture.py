@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "sslobjectives"
 DOC = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
-UPPER = ("train", "results", "compare", "sweep", "report", "verify", "cli")
+UPPER = ("train", "baselines", "results", "compare", "sweep", "report", "verify", "cli")
 LOWER = (
     "functional",
     "objectives",
