@@ -291,8 +291,9 @@ def test_augment_overrides_are_validated_recorded_and_keep_old_run_ids(tmp_path)
     cfg = RunConfig(**TINY, augment={"rotation": 90, "global_scale": [0.5, 1.0]})
     assert cfg.run_id != RunConfig(**TINY).run_id
     result = train(cfg, tmp_path / "run", progress=False)
-    aug = result["augment"]
+    aug = json.loads((tmp_path / "run" / "result.json").read_text())["augment"]  # as recorded
     assert aug["rotation"] == 90 and aug["global_scale"] == [0.5, 1.0]
+    assert result["augment"]["rotation"] == 90
     assert aug["flip"] is False and aug["global_size"] == 8  # the rest: digits' defaults
     # both --set forms
     base, _ = apply_overrides({}, [], ['augment={"rotation": 90}'])
