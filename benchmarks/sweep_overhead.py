@@ -5,6 +5,8 @@ sweep, waits for them and collects them, and compares the wall time from ``submi
 end of ``collect`` with the ideal ``sum(run times) / array_parallelism``::
 
     overhead = wall / (sum(run times) / parallelism) - 1          (target: < 20 %)
+    machinery per run = (wall - sum(job function times) / parallelism) * parallelism / N
+                                                  (target: < 25 % of a --run-seconds run)
 
 "Run time" is measured three ways, from the most to the least generous to the machinery:
 
@@ -19,7 +21,8 @@ end of ``collect`` with the ideal ``sum(run times) / array_parallelism``::
 
 Default executor: ``slurm`` (the local one-node cluster, ``scripts/slurm-local.sh up``; the
 benchmark waits until no other job runs and flags jobs that shared the node meanwhile);
-``--executor local`` measures submitit's LocalExecutor pool instead.
+``--executor local`` measures the local pool (``sslobjectives.sweep.pool``: workers started
+once, runs handed to them one after another) instead.
 """
 
 from __future__ import annotations
@@ -96,18 +99,22 @@ def process_seconds(parallelism: int, repeats: int = 3) -> float:
 def calibrate(executor: str, parallelism: int) -> tuple[float, float]:
     """:func:`epoch_seconds` measured where the runs will run: ``parallelism`` jobs at once
     on the same executor (a loaded node trains slower than this process alone)."""
+    if executor == "local":  # the local pool's workers: spawned processes
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(parallelism, mp_context=ctx) as pool:
+            measured = list(pool.map(epoch_seconds, [5] * parallelism))
+        return statistics.mean(m[0] for m in measured), statistics.mean(m[1] for m in measured)
     import submitit
 
     from sslobjectives.sweep import install_squeue_watcher
 
     with tempfile.TemporaryDirectory() as tmp:
-        if executor == "slurm":
-            install_squeue_watcher()
-            ex = submitit.SlurmExecutor(folder=Path(tmp) / "%j")
-            ex.update_parameters(time=10, cpus_per_task=1, array_parallelism=parallelism)
-        else:
-            ex = submitit.LocalExecutor(folder=Path(tmp) / "%j")
-            ex.update_parameters(timeout_min=10)
+        install_squeue_watcher()
+        ex = submitit.SlurmExecutor(folder=Path(tmp) / "%j")
+        ex.update_parameters(time=10, cpus_per_task=1, array_parallelism=parallelism)
         jobs = ex.map_array(epoch_seconds, [5] * parallelism)
         measured = [job.result() for job in jobs]
     return statistics.mean(m[0] for m in measured), statistics.mean(m[1] for m in measured)
@@ -201,6 +208,11 @@ def run(
             "overhead": wall / ideal_standalone - 1,
             "overhead_vs_job_function": wall / ideal - 1,
             "overhead_vs_train_only": wall / ideal_train - 1,
+            # the machinery's seconds per run (wall beyond the job functions' own time,
+            # spread over the runs) and their share of the run length aimed at
+            "machinery_s_per_run": (wall - ideal) * parallelism / n_runs,
+            "machinery_per_run_vs_target_run": (wall - ideal) * parallelism / n_runs / run_seconds,
+            "target_run_s": run_seconds,
             "submit_s": t_submitted - t0,
             "first_start_after_submit_s": min(starts) - wall_clock_t0,
             "last_end_to_status_done_s": (t_finished - t0) - (max(ends) - wall_clock_t0),
@@ -258,6 +270,9 @@ def format_figures(f: dict[str, Any]) -> str:
             f"   (target < 20 %: {ok})",
             f"  overhead vs job function time        {100 * f['overhead_vs_job_function']:6.1f} %",
             f"  overhead vs training loop only       {100 * f['overhead_vs_train_only']:6.1f} %",
+            f"  machinery per run                    {f['machinery_s_per_run']:7.1f} s"
+            f"   ({100 * f['machinery_per_run_vs_target_run']:.0f} % of a "
+            f"{f['target_run_s']:.0f} s run; target < 25 %)",
             f"  of which: submit {f['submit_s']:.1f} s, first job start "
             f"{f['first_start_after_submit_s']:.1f} s after submit, last run end -> status "
             f"done {f['last_end_to_status_done_s']:.1f} s, collect {f['collect_s']:.1f} s",

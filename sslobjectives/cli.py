@@ -49,20 +49,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    import torch
-
     from sslobjectives.compare import (
         apply_overrides,
         augment_text,
+        comparison_spec,
         default_methods,
+        expansions,
         plan_runs,
         run_comparison,
         select_methods,
     )
+    from sslobjectives.sweep.cli import INTERRUPTED
+    from sslobjectives.sweep.submission import FolderBusy
 
-    # The default models are tiny: one thread per run is fastest, and two threads fighting
-    # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
-    torch.set_num_threads(args.threads)
     base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
     for key in ("batch_size", "n_local", "device"):
         if getattr(args, key) is not None:
@@ -71,23 +70,35 @@ def _compare(args: argparse.Namespace) -> int:
         methods = select_methods(default_methods(args.epochs), args.objectives)
         base, methods = apply_overrides(base, methods, args.set)
         configs = plan_runs(methods, args.seeds, base)
+        # The default models are tiny: one thread per run is fastest, and two threads fighting
+        # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
+        jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
+        jobs = min(jobs, len(configs))
+        spec = comparison_spec(methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads)
         views = augment_text(configs)
     except ValueError as err:
         print(f"sslobj compare: {err}", file=sys.stderr)
         return 2
+    for line in expansions(default_methods(args.epochs), args.objectives):
+        print(line, flush=True)
     print(
         f"{len(configs)} runs ({len(methods)} objectives x {len(args.seeds)} seeds) on "
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
         flush=True,
     )
     print(views, flush=True)
-    jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
-    jobs = min(jobs, len(configs))
     if jobs > 1:
         print(f"{jobs} runs at a time, {args.threads} torch thread(s) each", flush=True)
-    report = run_comparison(
-        configs, args.out, progress=not args.no_progress, jobs=jobs, threads=args.threads
-    )
+    try:
+        report = run_comparison(
+            spec, args.out, progress=not args.no_progress, log=lambda m: print(m, flush=True)
+        )
+    except FolderBusy as err:
+        print(f"sslobj compare: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     print(report["table"])
     print(
         f"results: {args.out} (runs.csv, summary.csv, table.txt, "

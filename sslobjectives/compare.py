@@ -15,19 +15,29 @@ run config or a sweep spec (``head_kwargs = {logit_norm = "none"}``).
 ``digits`` stays the default data although no objective passes the validity gate on it (the
 raw pixels already beat every objective there): every table shows the baselines and a
 ``learned`` column, so this is visible, not hidden.
+
+The command is a front end to the sweep engine: :func:`comparison_spec` writes the comparison
+down as a sweep spec (as ``experiments/01_objective_comparison_digits.toml`` does) and
+:func:`run_comparison` submits it to the local pool (:mod:`sslobjectives.sweep.pool`), so one
+engine runs configs in parallel on a machine; the folder is also a sweep folder
+(``sslobj sweep status`` reads it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sslobjectives.objectives import get as get_objective
 from sslobjectives.objectives import nearest_key
 from sslobjectives.train.config import RunConfig
-from sslobjectives.train.rundir import run_dir_for
 from sslobjectives.values import parse_value
+
+if TYPE_CHECKING:
+    from sslobjectives.sweep.spec import SweepSpec
 
 
 @dataclass(frozen=True)
@@ -171,73 +181,161 @@ def augment_text(configs: list[RunConfig]) -> str:
     return "\n".join(lines)
 
 
-def _train_in_worker(config: RunConfig, run_dir: str, threads: int) -> tuple[str, str | None]:
-    """One run in a pool process (its own torch thread count); (status, error)."""
-    import torch
+def expansions(methods: list[Method], wanted: list[str] | None) -> list[str]:
+    """What each name of ``--objectives`` that stands for several labels runs, one line each
+    (``bits`` -> ``bits-fixed`` and ``bits-reset``): a group never expands silently."""
+    lines = []
+    for name in wanted or []:
+        labels = [m.label for m in methods if name in (m.label, m.objective)]
+        if len(labels) > 1 or (labels and labels != [name]):
+            shown = ", ".join(labels[:-1]) + f" and {labels[-1]}" if len(labels) > 1 else labels[0]
+            lines.append(f"--objectives {name}: runs {shown}")
+    return lines
 
-    from sslobjectives.train import train
 
-    torch.set_num_threads(threads)
-    result = train(config, run_dir, resume=True, progress=False)
-    return result["status"], result.get("error")
+#: A comparison's runs are not meant to time out: one attempt may take this long.
+COMPARE_TIMEOUT_MIN = 7 * 24 * 60
 
 
-def run_comparison(
-    configs: list[RunConfig],
-    out_dir: str | Path,
+def comparison_spec(
+    methods: list[Method],
+    seeds: list[int],
+    base: dict[str, Any],
+    out: str | Path,
     *,
-    progress: bool = True,
     jobs: int = 1,
     threads: int = 1,
-) -> dict[str, Any]:
-    """Train every config (finished runs are reused, interrupted ones resume), then write the
-    table, CSVs and plots into ``out_dir``.
+) -> SweepSpec:
+    """The sweep spec of a comparison, as ``experiments/01_*.toml`` writes one down: the
+    shared settings in ``[base]``, one ``[zip]`` row per method (label, objective, its
+    objective config and run-level keys such as ``reset_period``), the seeds, and the local
+    pool with ``jobs`` workers of ``threads`` torch threads.
 
-    ``jobs > 1`` trains that many runs at once, each in its own process with ``threads``
-    torch threads (``jobs=1`` trains in this process, with its thread setting). Every run is
-    seeded, so the results do not depend on ``jobs``.
+    Its runs are :func:`plan_runs`'s configs (same run ids, so the same run folders).
     """
-    from sslobjectives.results import load_results, write_report
-    from sslobjectives.train import train
+    from sslobjectives.sweep.spec import parse_spec
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if not seeds:
+        raise ValueError("no seeds: --seeds takes a count >= 1 or a comma list")
+    defaults = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(RunConfig)
+    }
+    run_keys = sorted({k for m in methods for k in m.run})
+    shared_cfg = base.get("objective_cfg", {})
+    axes: dict[str, list[Any]] = {
+        "label": [m.label for m in methods],
+        "objective": [m.objective for m in methods],
+        "objective_cfg": [{**shared_cfg, **m.objective_cfg} for m in methods],
+    }
+    for key in run_keys:
+        values = [m.run.get(key, base.get(key, defaults.get(key))) for m in methods]
+        axes[key] = ["none" if v is None else v for v in values]
+    data = {
+        "sweep": {"name": "compare", "seeds": list(seeds), "out": str(out)},
+        "base": {k: v for k, v in base.items() if k not in ("objective_cfg", *run_keys)},
+        "zip": axes,
+        "executor": {
+            "kind": "local",
+            "array_parallelism": jobs,
+            "cpus_per_task": threads,
+            "timeout_min": COMPARE_TIMEOUT_MIN,
+            "max_num_timeout": 0,
+        },
+    }
+    return parse_spec(data, source="sslobj compare")
+
+
+def run_comparison(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train the runs of ``spec`` with the sweep engine's local pool (finished runs are reused,
+    interrupted ones resume from their checkpoint), then write the table, CSVs and plots into
+    ``out_dir``.
+
+    Every run is seeded, so the results do not depend on how many run at once. The folder is
+    locked meanwhile; a table of another comparison found there is replaced, and said so.
+    """
+    from sslobjectives.results import load_results, write_report
+    from sslobjectives.sweep.submission import FolderLock, submit
+    from sslobjectives.train.rundir import RunDir
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    runs = spec.expand()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(configs), desc="runs", dynamic_ncols=True)
-    failures = []
+        done_epochs = sum(
+            r.config.epochs for r in runs if RunDir.for_config(out_dir, r.config).is_done()
+        )
+        bar = tqdm(
+            total=sum(r.config.epochs for r in runs),
+            initial=done_epochs,
+            desc="epochs of all runs",
+            unit="epoch",
+            dynamic_ncols=True,
+        )
+        log = bar.write
 
-    def finished(config: RunConfig, status: str, error: str | None) -> None:
-        if status != "done":
-            failures.append(f"{config.display_name} seed {config.seed}: {error}")
-        if bar is not None:
+    def on_event(kind: str, run, info: dict[str, Any]) -> None:
+        if bar is None:
+            return
+        if kind == "start" and info.get("resume_epoch"):
+            bar.update(int(info["resume_epoch"]))
+        elif kind == "epoch":
             bar.update(1)
+            knn = info.get("knn")
+            bar.set_postfix_str(
+                f"{run.config.display_name} s{run.config.seed} epoch {info['epoch'] + 1} "
+                f"loss {info['loss']:.3f}" + (f" knn {knn:.3f}" if knn is not None else ""),
+                refresh=False,
+            )
 
-    if jobs == 1:
-        for config in configs:
-            result = train(config, run_dir_for(out_dir, config), resume=True, progress=progress)
-            finished(config, result["status"], result.get("error"))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    try:
+        with FolderLock(out_dir):
+            report = submit(spec, out_dir, executor="local", log=log, on_event=on_event)
+            wanted = {r.run_id for r in runs}
+            results = [r for r in load_results([out_dir / "runs"]) if r["run_id"] in wanted]
+            note = _replaced_report_note(out_dir, wanted)
+            if note:
+                log(note)
+            if results:
+                written = write_report(results, out_dir)
+            else:
+                written = {"rows": [], "table": "no finished runs: no table", "plots": []}
+    finally:
+        if bar is not None:
+            bar.close()
+    written["failures"] = [msg.removeprefix("FAILED ") for msg in report.errors.values()]
+    return written
 
-        # spawn: a forked child would inherit this process's torch thread pool state
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_train_in_worker, c, str(run_dir_for(out_dir, c)), threads): c
-                for c in configs
-            }
-            for fut in as_completed(futures):
-                finished(futures[fut], *fut.result())
-    if bar is not None:
-        bar.close()
-    wanted = {c.run_id for c in configs}
-    results = [r for r in load_results([out_dir / "runs"]) if r["run_id"] in wanted]
-    report = write_report(results, out_dir)
-    report["failures"] = failures
-    return report
+
+def _replaced_report_note(out_dir: Path, wanted: set[str]) -> str | None:
+    """A note when ``out_dir`` holds the table of a comparison of other runs (its run folders
+    stay; its table, CSVs and plots are about to be replaced)."""
+    import csv
+
+    path = out_dir / "runs.csv"
+    try:
+        with open(path, newline="") as fh:
+            before = {row.get("run_id") for row in csv.DictReader(fh)}
+    except (OSError, csv.Error):
+        return None
+    if not before or before <= wanted:
+        return None
+    other = len(before - wanted)
+    return (
+        f"note: {out_dir} held the table of another comparison ({other} run(s) not in this "
+        "one): table.txt, runs.csv, summary.csv and the plots are replaced by this one's "
+        "(its runs stay in runs/; use another --out to keep both tables)"
+    )

@@ -35,6 +35,22 @@ TABLE_METRICS = (
     "logit_scale",
     "bce_ratio",
 )
+#: The range each metric can take: a confidence interval is clipped to it (accuracies, mAP
+#: and the mean per-bit entropy in bits lie in [0, 1]; counts, ranks and entropies are >= 0).
+METRIC_RANGES = {
+    "knn": (0.0, 1.0),
+    "linear": (0.0, 1.0),
+    "map": (0.0, 1.0),
+    "code_knn": (0.0, 1.0),
+    "code_map": (0.0, 1.0),
+    "bit_entropy": (0.0, 1.0),
+    "effective_rank": (0.0, math.inf),
+    "posterior_marginal_entropy": (0.0, math.inf),
+    "dead_bits": (0.0, math.inf),
+}
+#: Fewer seeds than this: the group's row is flagged (a t interval over 2 values is 12.7
+#: standard errors wide, over 1 value there is none).
+MIN_SEEDS = 3
 #: Columns where lower is better (the best mark goes to the minimum).
 LOWER_IS_BETTER = {"dead_bits"}
 #: Settings that name what is compared rather than how: they may differ between groups.
@@ -121,6 +137,18 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     return float(x.mean()), float(half)
 
 
+def clipped_ci(metric: str, mean: float, half: float) -> tuple[float, float]:
+    """The interval ``mean ± half`` clipped to the metric's range (:data:`METRIC_RANGES`).
+
+    >>> clipped_ci("knn", 0.5, 1.271)
+    (0.0, 1.0)
+    >>> clipped_ci("effective_rank", 3.0, 1.0)
+    (2.0, 4.0)
+    """
+    low, high = METRIC_RANGES.get(metric, (-math.inf, math.inf))
+    return max(low, mean - half), min(high, mean + half)
+
+
 def group_key(result: dict, by: Sequence[str]) -> tuple:
     cfg = _flatten(result["config"])
     return tuple(result.get("label") if k == "label" else cfg.get(k) for k in by)
@@ -137,7 +165,8 @@ def channel_of(result: dict) -> dict[str, Any]:
 
 
 def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[dict[str, Any]]:
-    """One row per group: the group's keys, ``n`` seeds, and ``metric`` / ``metric_ci``."""
+    """One row per group: the group's keys, ``n`` seeds, ``metric`` / ``metric_ci`` (half-width)
+    and ``metric_lo`` / ``metric_hi`` (the interval clipped to the metric's range)."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(group_key(r, by), []).append(r)
@@ -153,21 +182,20 @@ def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[d
             vals = [f.get(m) for f in finals if isinstance(f.get(m), (int, float))]
             if vals:
                 row[m], row[f"{m}_ci"] = mean_ci(vals)
+                row[f"{m}_lo"], row[f"{m}_hi"] = clipped_ci(m, row[m], row[f"{m}_ci"])
         rows.append(row)
     return rows
 
 
-def _cell(row: dict[str, Any], m: str, mark: str) -> str:
-    ci = row.get(m + "_ci")
-    if ci is None:  # a deterministic baseline: one exact value, no interval
-        return f"{row[m]:.3f} (exact)"
-    return f"{row[m]:.3f} ± {ci:.3f}{mark}"
-
-
 def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",)) -> str:
-    """Text table of :func:`summarize` rows (``mean ± CI``, best per column marked ``*``),
+    """Text table of :func:`summarize` rows: ``mean ± CI``, best per column marked ``*``;
     then the baseline rows (:mod:`sslobjectives.baselines`, the ``baseline`` key) when
-    given, and the ``learned`` column of the validity gate when the groups carry it."""
+    given, and the ``learned`` column of the validity gate when the groups carry it.
+
+    Honest about small samples: a group of fewer than :data:`MIN_SEEDS` seeds has its ``n``
+    flagged ``!``, and an interval that leaves the metric's range is shown clipped, as
+    ``mean [low, high]``. Deterministic baselines show one exact value.
+    """
     groups = [r for r in rows if "baseline" not in r]
     bases = [r for r in rows if "baseline" in r]
     metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
@@ -179,33 +207,55 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
     gated = any("learned" in r for r in groups)
     header = [*by, "n", *metrics, "collapsed", *(["learned"] if gated else [])]
     lines = []
+    few = clipped = False
     for r in groups + bases:
-        if "baseline" in r:
-            cells = [r["baseline"]] + [""] * (len(by) - 1) + [str(r["n"])]
+        is_base = "baseline" in r
+        small = not is_base and r["n"] < MIN_SEEDS
+        few |= small
+        n_text = f"{r['n']}!" if small else str(r["n"])
+        if is_base:
+            cells = [r["baseline"]] + [""] * (len(by) - 1) + [n_text]
         else:
-            cells = [str(r.get(k)) for k in by] + [str(r["n"])]
+            cells = [str(r.get(k)) for k in by] + [n_text]
         for m in metrics:
             if m not in r or not isinstance(r[m], int | float) or not math.isfinite(r[m]):
                 cells.append("-")
                 continue
-            cells.append(_cell(r, m, "*" if best.get(m) == r[m] and r in groups else " "))
-        cells.append("-" if "baseline" in r else f"{r['collapsed']}/{r['n']}")
+            mark = "*" if best.get(m) == r[m] and not is_base else " "
+            half = r.get(m + "_ci")
+            if half is None:  # a deterministic baseline: one exact value, no interval
+                cells.append(f"{r[m]:.3f} (exact)")
+                continue
+            low, high = clipped_ci(m, r[m], half)
+            if math.isfinite(half) and (low > r[m] - half or high < r[m] + half):
+                clipped = True
+                cells.append(f"{r[m]:.3f} [{low:.3f}, {high:.3f}]{mark}")
+            else:
+                cells.append(f"{r[m]:.3f} ± {half:.3f}{mark}")
+        cells.append("-" if is_base else f"{r['collapsed']}/{r['n']}")
         if gated:
-            cells.append("-" if "baseline" in r else _learned_text(r))
+            cells.append("-" if is_base else _learned_text(r))
         lines.append(cells)
-    notes = "\nmean ± 95% CI over seeds (t-distribution); * best in column"
+    notes = ["mean ± 95% CI over seeds (t-distribution); * best in column"]
+    if clipped:
+        notes.append("[low, high]: the 95% CI clipped to the metric's range")
+    if few:
+        notes.append(
+            f"! fewer than {MIN_SEEDS} seeds: the CI says little (none for one seed); "
+            "run more seeds before reading a difference"
+        )
     if bases:
-        notes += (
-            "\nbaseline: raw and raw-centred (flattened pixels) are deterministic: one exact "
+        notes.append(
+            "baseline: raw and raw-centred (flattened pixels) are deterministic: one exact "
             "value, no CI; untrained (the runs' backbone at init) and supervised (same "
             "backbone, views and steps, cross-entropy on labels) over the runs' seeds"
         )
     if gated:
-        notes += (
-            "\nlearned: k-NN and linear probe CIs wholly above the raw input (either form) and "
+        notes.append(
+            "learned: k-NN and linear probe CIs wholly above the raw input (either form) and "
             "the untrained backbone; bits: channel closed when the final BCE >= 0.95 B ln 2"
         )
-    return format_text_table(header, lines) + notes
+    return format_text_table(header, lines) + "\n" + "\n".join(notes)
 
 
 def _learned_text(row: dict[str, Any]) -> str:

@@ -164,3 +164,56 @@ def test_compare_cli_rejects_unknown_keys(capsys):
 def test_method_is_data():
     m = Method("x", "bits", {"beta": 0.2}, {"reset_period": 2})
     assert plan_runs([m], [0], {})[0].objective_cfg == {"beta": 0.2}
+
+
+def test_table_flags_fewer_than_three_seeds_and_clips_the_ci_to_the_metric_range():
+    two = [_result("two", 0, 0.1), _result("two", 1, 0.9)]
+    three = [_result("three", s, v) for s, v in enumerate([0.5, 0.6, 0.7])]
+    rows = summarize(two + three)
+    row = next(r for r in rows if r["label"] == "two")
+    # t(0.975, 1) = 12.706; std = 0.566; half-width 5.08: far outside [0, 1]
+    assert row["knn_ci"] == pytest.approx(12.7062 * 0.8 / 2**0.5 / 2**0.5, rel=1e-4)
+    assert (row["knn_lo"], row["knn_hi"]) == (0.0, 1.0)
+    table = format_table(rows)
+    lines = table.splitlines()
+    two_line = next(line for line in lines if line.startswith("two"))
+    three_line = next(line for line in lines if line.startswith("three"))
+    assert "0.500 [0.000, 1.000]" in two_line and "±" not in two_line
+    assert " 2! " in two_line and "!" not in three_line
+    assert "0.600 ± 0.248" in three_line  # inside [0, 1]: shown as it is
+    assert "fewer than 3 seeds" in table and "clipped to the metric's range" in table
+    quiet = format_table(summarize(three))
+    assert "fewer than" not in quiet and "clipped" not in quiet
+
+
+def test_a_name_standing_for_several_labels_says_what_it_runs():
+    from sslobjectives.compare import expansions
+
+    methods = default_methods(10)
+    assert expansions(methods, ["bits", "dino"]) == [
+        "--objectives bits: runs bits-fixed and bits-reset"
+    ]
+    assert expansions(methods, None) == []
+
+
+def test_compare_is_the_sweep_of_experiment_one():
+    """The spec compare submits is experiment 01's (same [zip] columns and executor kind),
+    and its runs are the planned configs: same run ids, so the same run folders."""
+    from pathlib import Path
+
+    from sslobjectives.compare import comparison_spec
+    from sslobjectives.sweep import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    exp = load_spec(root / "experiments" / "01_objective_comparison_digits.toml")
+    methods = default_methods(30)
+    spec = comparison_spec(methods, list(exp.seeds), {"dataset": "digits", "epochs": 30}, "x")
+    assert {r.run_id for r in spec.expand()} == {r.run_id for r in exp.expand()}
+    assert spec.executor.kind == exp.executor.kind == "local"
+    base, methods = apply_overrides({"epochs": 3}, methods, ["bits.beta=0.2", "reset_period=2"])
+    planned = plan_runs(methods, [0, 1], base)
+    spec = comparison_spec(methods, [0, 1], base, "x", jobs=2, threads=1)
+    assert sorted(c.run_id for c in planned) == sorted(r.run_id for r in spec.expand())
+    assert spec.executor.array_parallelism == 2
+    with pytest.raises(ValueError, match="no seeds"):
+        comparison_spec(methods, [], base, "x")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,7 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
     assert "baseline: raw-centred" in table and "reference: supervised" in table
     for name in ("runs.csv", "summary.csv", "table.txt", "curves.png"):
         assert (out / name).exists(), name
+    assert not (out / "submitit" / "%j").exists()  # no stray folder of submitit's pattern
 
     # submitting again submits nothing
     report = submit(load_spec(spec_path), out)
@@ -281,10 +283,40 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
 # ------------------------------------------------------------------------------ local
 
 
+def _epoch_seconds(config: dict, epochs: int = 3) -> tuple[float, float]:
+    """(seconds per epoch, seconds of set-up) of ``config`` trained here, one thread, now
+    (under today's load): what a time limit of the local pool must be sized against."""
+    import tempfile
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            r = train(RunConfig.from_dict({**config, "epochs": epochs}), tmp, progress=False)
+            total = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    return r["runtime_s"] / epochs, max(0.0, total - r["runtime_s"])
+
+
 def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_path):
-    """A real timeout on submitit's LocalExecutor: USR2 at timeout - signal_delay_s (12 s),
-    checkpoint(), requeue, and the next attempt resumes from the trainer's checkpoint."""
+    """A real timeout on the local pool: USR2 at timeout - signal_delay_s, the epoch in
+    progress ends with its checkpoint, the run is requeued and the next attempt resumes from
+    it. The time limit is sized from the epoch time measured just before (a loaded machine
+    trains slower, a fixed limit made the run need more requeues than allowed): each attempt
+    gets about a third of the run, so the 8 requeues allowed leave a 3x margin."""
     epochs = 60
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    base = tomllib.loads(TINY)
+    per_epoch, setup_s = _epoch_seconds({**base, "objective": "bits"})
+    window_s = max(3.0, setup_s + epochs * per_epoch / 3)
+    delay_s = max(12, math.ceil(10 * per_epoch))  # the epoch in progress ends before the kill
     spec_path = write_spec(
         tmp_path / "requeue.toml",
         f"""
@@ -295,8 +327,8 @@ def test_local_executor_times_out_requeues_and_resumes_to_the_same_result(tmp_pa
         epochs = {epochs}
         [executor]
         kind = "local"
-        timeout_min = 0.4
-        signal_delay_s = 12
+        timeout_min = {(window_s + delay_s) / 60:.4f}
+        signal_delay_s = {delay_s}
         max_num_timeout = 8
         cpus_per_task = 1
         """,

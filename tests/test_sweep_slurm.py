@@ -104,7 +104,8 @@ def test_grid_2x2_is_one_array_job_collected_into_a_table(slurm_cluster, tmp_pat
     report = collect(out)
     lines = report["table"].splitlines()
     assert lines[0].split()[:3] == ["reset_period", "objective_cfg.beta", "n"]
-    assert len(lines) == 1 + 4 + 1  # header, 4 groups, footnote
+    assert len(lines) == 1 + 4 + 2  # header, 4 groups, footnotes: the CI, one seed each
+    assert lines[-1].startswith("! fewer than 3 seeds")
     assert len((out / "runs.csv").read_text().strip().splitlines()) == 1 + 4
     assert (out / "curves.png").exists()
     # submitting again submits nothing

@@ -164,12 +164,13 @@ def test_a_closed_channel_fails_the_learned_column():
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     """A tiny real comparison (dino and bits-fixed, 2 seeds, 1 epoch of 5 steps)."""
-    from sslobjectives.compare import run_comparison
+    from sslobjectives.compare import comparison_spec, run_comparison
 
     out = tmp_path_factory.mktemp("cmp")
     methods = [m for m in default_methods(1) if m.label in ("dino", "bits-fixed")]
     configs = plan_runs(methods, [0, 1], TINY)
-    report = run_comparison(configs, out, progress=False)
+    spec = comparison_spec(methods, [0, 1], TINY, out)
+    report = run_comparison(spec, out, progress=False, log=lambda m: None)
     return out, configs, report
 
 

@@ -1,5 +1,6 @@
-"""Ablation sweeps: a TOML spec expanded to runs, submitted through submitit (SLURM array
-jobs, a local process pool or in-process debug), watched, requeued and collected.
+"""Ablation sweeps: a TOML spec expanded to runs, submitted as SLURM array jobs (through
+submitit), to the local pool of worker processes (:mod:`~sslobjectives.sweep.pool`) or
+in-process (debug), watched, requeued and collected.
 
 >>> from sslobjectives.sweep import parse_spec
 >>> spec = parse_spec({"sweep": {"name": "beta", "seeds": [0, 1]},
@@ -10,7 +11,8 @@ jobs, a local process pool or in-process debug), watched, requeued and collected
 
 See :mod:`sslobjectives.sweep.spec` for the format and :mod:`sslobjectives.sweep.manager`
 for the directory layout; :mod:`~sslobjectives.sweep.manifest`, :mod:`~sslobjectives.sweep.states`,
-:mod:`~sslobjectives.sweep.submission` and :mod:`~sslobjectives.sweep.collection` hold the code.
+:mod:`~sslobjectives.sweep.submission`, :mod:`~sslobjectives.sweep.pool` and
+:mod:`~sslobjectives.sweep.collection` hold the code.
 """
 
 from sslobjectives.sweep.collection import collect

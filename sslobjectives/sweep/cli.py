@@ -74,9 +74,13 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What a command says on Ctrl-C: finished runs are kept and the rest resume from checkpoints.
+INTERRUPTED = "interrupted — resume with the same command"
+
+
 def _submit(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.spec import SpecError
-    from sslobjectives.sweep.submission import submit
+    from sslobjectives.sweep.submission import FolderBusy, submit
 
     spec = _load(args.spec)
     if spec is None:
@@ -89,9 +93,12 @@ def _submit(args: argparse.Namespace) -> int:
             wait=args.wait,
             log=lambda msg: print(msg, flush=True),
         )
-    except SpecError as err:
+    except (SpecError, FolderBusy) as err:
         print(f"sslobj sweep: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     except RuntimeError as err:
         print(f"sslobj sweep: {err}", file=sys.stderr)
         return 1

@@ -43,58 +43,7 @@ class SweepRun(submitit.helpers.Checkpointable):
         self.threads = threads
 
     def __call__(self, config: dict[str, Any], run_dir: str) -> dict[str, Any]:
-        import torch
-
-        from sslobjectives.train import RunConfig, train
-        from sslobjectives.train.trainer import DistEnv
-
-        t0 = time.time()
-        previous_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        run_dir_p = Path(run_dir)
-        run_dir_p.mkdir(parents=True, exist_ok=True)
-        files = RunDir(run_dir_p)
-        cfg = RunConfig.from_dict(config)
-        env = _job_info()
-        dist_env = DistEnv()
-        try:
-            if env["num_tasks"] > 1:
-                dist_env = _init_distributed(env, cfg.device)
-            lock = files.lock() if dist_env.is_main else nullcontext()
-            with lock:
-                if dist_env.is_main:
-                    files.log_attempt(
-                        "start",
-                        job_id=env["job_id"],
-                        restarts=env["restarts"],
-                        host=socket.gethostname(),
-                        pid=os.getpid(),
-                        world_size=dist_env.world_size,
-                        resume_epoch=files.checkpoint_epoch(),
-                    )
-                result = train(cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env)
-                wall = time.time() - t0
-                if dist_env.is_main:
-                    files.log_attempt(
-                        "end",
-                        job_id=env["job_id"],
-                        status=result["status"],
-                        epochs=len(result.get("history", [])),
-                        wall_s=round(wall, 3),
-                    )
-        finally:
-            if env["num_tasks"] > 1:
-                _destroy_distributed()
-            torch.set_num_threads(previous_threads)
-        return {
-            "run_id": cfg.run_id,
-            "status": result["status"],
-            "runtime_s": result.get("runtime_s"),
-            "wall_s": round(wall, 3),
-            "rank": dist_env.rank,
-            "world_size": dist_env.world_size,
-        }
+        return run_attempt(config, run_dir, threads=self.threads, env=_job_info())
 
     def checkpoint(self, config: dict[str, Any], run_dir: str) -> Any:
         """Called by submitit on a timeout or preemption (rank 0): requeue the same call.
@@ -115,6 +64,76 @@ class SweepRun(submitit.helpers.Checkpointable):
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def run_attempt(
+    config: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    threads: int | None,
+    env: dict[str, Any],
+    on_epoch: Any = None,
+) -> dict[str, Any]:
+    """One attempt of one run (every executor calls this): log its start and end in
+    ``attempts.jsonl``, hold the run folder's lock, train with ``resume=True``.
+
+    ``env`` is the job's identity (:func:`_job_info`: job id, restarts, task count);
+    ``on_epoch`` goes to :func:`~sslobjectives.train.train`.
+    """
+    import torch
+
+    from sslobjectives.train import RunConfig, train
+    from sslobjectives.train.trainer import DistEnv
+
+    t0 = time.time()
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir_p = Path(run_dir)
+    run_dir_p.mkdir(parents=True, exist_ok=True)
+    files = RunDir(run_dir_p)
+    cfg = RunConfig.from_dict(config)
+    dist_env = DistEnv()
+    try:
+        if env["num_tasks"] > 1:
+            dist_env = _init_distributed(env, cfg.device)
+        lock = files.lock() if dist_env.is_main else nullcontext()
+        with lock:
+            if dist_env.is_main:
+                files.log_attempt(
+                    "start",
+                    job_id=env["job_id"],
+                    restarts=env["restarts"],
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    world_size=dist_env.world_size,
+                    resume_epoch=files.checkpoint_epoch(),
+                )
+            result = train(
+                cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env, on_epoch=on_epoch
+            )
+            wall = time.time() - t0
+            if dist_env.is_main:
+                files.log_attempt(
+                    "end",
+                    job_id=env["job_id"],
+                    status=result["status"],
+                    epochs=len(result.get("history", [])),
+                    wall_s=round(wall, 3),
+                )
+    finally:
+        if env["num_tasks"] > 1:
+            _destroy_distributed()
+        torch.set_num_threads(previous_threads)
+    return {
+        "run_id": cfg.run_id,
+        "status": result["status"],
+        "error": result.get("error"),
+        "runtime_s": result.get("runtime_s"),
+        "wall_s": round(wall, 3),
+        "rank": dist_env.rank,
+        "world_size": dist_env.world_size,
+    }
 
 
 def read_attempts(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -8,7 +8,9 @@ Directory layout of a sweep ``<out>/``::
         checkpoint.pt    per-epoch checkpoint (the trainer's)
         result.json      written once, atomically, when the run ends (done or failed)
         attempts.jsonl   one line per attempt start / checkpoint signal / end
-    submitit/<job_id>/   submitit's pickles and the job's stdout/stderr logs
+    submitit/<job_id>/   the job's stdout/stderr logs (and submitit's pickles, or the
+                         local pool's state.json)
+    .submit.lock         held by the process working on the folder (its pid inside)
     runs.csv summary.csv table.txt curves.png bit_usage.png    (written by collect)
 
 Runs are identified by :attr:`RunConfig.run_id` (a hash of the resolved config): submitting a

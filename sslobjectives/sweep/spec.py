@@ -141,6 +141,11 @@ class ExecutorSpec:
             out.append(f"executor.timeout_min: SLURM takes whole minutes, got {self.timeout_min}")
         if kind == "local" and self.nodes != 1:
             out.append(f"executor.nodes: the local executor has one node, got {self.nodes}")
+        if kind == "local" and self.tasks_per_node != 1:
+            out.append(
+                "executor.tasks_per_node: the local pool runs one process per run, got "
+                f"{self.tasks_per_node} (use slurm for torch.distributed)"
+            )
         if kind == "debug" and self.world_size != 1:
             out.append(
                 "executor: the debug executor runs in this process; it cannot run "

@@ -115,7 +115,7 @@ def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: 
     if kind == "slurm":
         sched_state = sched.get(job_id)
     elif kind == "local":
-        sched_state = _local_state(job_id, sub, st.run_dir)
+        sched_state = _local_state(job_id, sub, folder)
     else:  # debug runs synchronously: whatever it left is final
         sched_state = None
     if sched_state in ACTIVE_STATES:
@@ -135,7 +135,10 @@ def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: 
         st.state, st.detail = "failed", str(result.get("error", "failed"))
         st.stderr_tail = _stderr_tail(folder, job_id)
         return
-    outcome = _submitit_outcome(folder, job_id)
+    if kind == "local":
+        outcome = _local_outcome(folder, job_id)
+    else:
+        outcome = _submitit_outcome(folder, job_id)
     if sched_state is None and kind == "slurm" and not slurm_ok:
         st.state, st.detail = "unknown", "SLURM could not be queried"
         return
@@ -157,14 +160,28 @@ def _fill_state(st: RunStatus, job, sched: dict[str, str], slurm_ok: bool, out: 
     st.stderr_tail = _stderr_tail(folder, job_id)
 
 
-def _local_state(job_id: str, sub: dict[str, Any], run_dir: Path) -> str | None:
-    """A local job's state from its controller process (only on the submitting host)."""
+def _local_state(job_id: str, sub: dict[str, Any], folder: Path) -> str | None:
+    """A local job's state from the pool's ``state.json`` (only on the submitting host): an
+    active state counts only while the pool process lives (a killed pool runs nothing)."""
+    from sslobjectives.sweep.pool import ACTIVE, read_state
+
     if sub.get("host") != socket.gethostname():
         return "UNKNOWN_HOST"
-    alive = _controller_alive(job_id)
-    if RunDir(run_dir).lock_held():
-        return "RUNNING"
-    return "PENDING" if alive else None
+    state = read_state(folder, job_id)
+    if state is None:
+        return None
+    if state.get("state") in ACTIVE:
+        alive = _pid_alive(state.get("pool_pid"), state.get("host"))
+        return state["state"] if alive else None
+    return state.get("state")
+
+
+def _local_outcome(folder: Path, job_id: str) -> tuple[str, Any] | None:
+    """``("error", reason)`` of a local job that ended without a result."""
+    from sslobjectives.sweep.pool import read_state
+
+    state = read_state(folder, job_id) or {}
+    return ("error", state["error"]) if state.get("error") else None
 
 
 def _pid_alive(pid: int | None, host: str | None) -> bool:
@@ -175,17 +192,6 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
     except (ValueError, OSError):
         return False
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _controller_alive(pid_text: str) -> bool:
-    try:
-        pid = int(pid_text)
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (ValueError, OSError):
-        return False
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
-    return b"submitit.local._local" in cmd and state not in ("Z", "X")
 
 
 def _job_paths(folder: Path, job_id: str):

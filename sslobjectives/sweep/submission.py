@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ def submit(
     wait: bool = False,
     log: Log = _quiet,
     poll_s: float = 5.0,
+    on_event: Callable[[str, PlannedRun, dict[str, Any]], None] | None = None,
 ) -> SubmitReport:
     """Submit the runs of ``spec`` that are neither done nor in progress.
 
@@ -57,6 +58,10 @@ def submit(
     at once unless ``wait``. ``local``: a pool of ``array_parallelism`` submitit local jobs,
     returns when all ended. ``debug``: in this process, one after the other (an exception
     drops into pdb, as submitit's debug executor does).
+
+    The folder is locked while this works on it (:class:`FolderLock`); partial files left by
+    dead processes (``.*.tmp-<pid>``) are removed first. ``on_event(kind, run, info)`` sees
+    the local pool's ``start``, ``epoch``, ``requeue`` and ``end`` events (progress bars).
     """
     kind = executor or spec.executor.kind
     problems = spec.executor.problems_for(kind)
@@ -64,7 +69,10 @@ def submit(
         raise SpecError(spec.source, problems)
     out = Path(out or spec.default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    with _submit_lock(out):
+    with FolderLock(out):
+        removed = clean_partial_files(out)
+        if removed:
+            log(f"removed {removed} partial file(s) left by interrupted processes")
         manifest = read_manifest(out) if (out / MANIFEST).exists() else _new_manifest()
         old_hash = manifest.get("spec_hash")
         if old_hash and old_hash != spec.spec_hash:
@@ -103,8 +111,14 @@ def submit(
             "jobs": {},
         }
         manifest["submissions"].append(sub)
-        submitter = {"slurm": _submit_slurm, "local": _submit_local, "debug": _submit_debug}
-        submitter[kind](spec.executor, todo, out, manifest, sub, report, log)
+        if kind == "local":
+            _submit_local(spec.executor, todo, out, manifest, sub, report, log, on_event)
+        else:
+            submitter = {"slurm": _submit_slurm, "debug": _submit_debug}
+            try:
+                submitter[kind](spec.executor, todo, out, manifest, sub, report, log)
+            finally:
+                _remove_stray_folder(out)
     if wait and kind == "slurm":
         wait_for(out, log=log, poll_s=poll_s)
     return report
@@ -156,63 +170,71 @@ def _submit_slurm(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
     )
 
 
-def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) -> None:
-    from submitit import LocalExecutor
+def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log, on_event=None):
+    """The lean local pool (:mod:`sslobjectives.sweep.pool`): ``array_parallelism`` workers,
+    ``timeout_min`` per attempt, requeued at most ``max_num_timeout`` times."""
+    from sslobjectives.sweep.pool import LocalPool, PoolJob
 
-    executor = LocalExecutor(
-        folder=out / SUBMITIT_DIR / "%j", max_num_timeout=ex_spec.max_num_timeout
-    )
-    params: dict[str, Any] = {
-        "timeout_min": ex_spec.timeout_min,
-        "tasks_per_node": ex_spec.tasks_per_node,
-        "gpus_per_node": ex_spec.gpus_per_node,
-    }
-    if ex_spec.signal_delay_s is not None:
-        params["signal_delay_s"] = ex_spec.signal_delay_s
-    executor.update_parameters(**params)
-    fn = SweepRun(threads=ex_spec.cpus_per_task)
     configs, dirs = _calls(runs, out)
-    log(
-        f"running {len(runs)} runs locally, {ex_spec.array_parallelism} at a time; "
-        f"logs: {out / SUBMITIT_DIR}"
-    )
-    pending = list(zip(runs, configs, dirs, strict=True))
+    folder = out / SUBMITIT_DIR
+    by_id = {}
+    jobs = []
+    for i, (r, config, run_dir) in enumerate(zip(runs, configs, dirs, strict=True)):
+        # unique per submission: attempts.jsonl tells the attempts of one job from the next
+        job_id = f"{os.getpid()}-{len(manifest['submissions'])}_{i}"
+        job = PoolJob(job_id, config, run_dir, name=_run_name(r))
+        by_id[job.job_id] = r
+        jobs.append(job)
+        sub["jobs"][r.run_id] = job.job_id
+        report.jobs[r.run_id] = job.job_id
+        report.submitted.append(r.run_id)
     sub["submitter_pid"] = os.getpid()
-    sub["jobs"].update({r.run_id: None for r in runs})  # queued here until a slot frees
+    workers = min(ex_spec.array_parallelism, len(runs))
     _write_manifest(out, manifest)
-    running: list[tuple[PlannedRun, Any]] = []
+    log(f"running {len(runs)} runs locally, {workers} at a time; logs: {folder}")
     done = 0
-    while pending or running:
-        while pending and len(running) < ex_spec.array_parallelism:
-            r, config, run_dir = pending.pop(0)
-            job = executor.submit(fn, config, run_dir)
-            sub["jobs"][r.run_id] = job.job_id
-            report.jobs[r.run_id] = job.job_id
-            report.submitted.append(r.run_id)
-            _write_manifest(out, manifest)
-            running.append((r, job))
-        time.sleep(0.5)
-        for r, job in list(running):
-            if job.done():
-                running.remove((r, job))
-                done += 1
-                msg = _finished_message(r, job, out)
-                if msg.startswith("FAILED"):
-                    report.errors[r.run_id] = msg
-                log(f"[{done}/{len(runs)}] {msg}")
+
+    def event(kind: str, job, info: dict[str, Any]) -> None:
+        nonlocal done
+        r = by_id[job.job_id]
+        if kind == "start" and info.get("resume_epoch"):
+            log(f"resuming {job.name} from epoch {info['resume_epoch']} of {r.config.epochs}")
+        elif kind == "requeue":
+            log(
+                f"requeued {job.name} ({info['reason']}; timeout {job.timeouts} of at most "
+                f"{ex_spec.max_num_timeout})"
+            )
+        elif kind == "end":
+            done += 1
+            msg = _finished_message(r, out, info.get("error") or job.error)
+            if msg.startswith("FAILED"):
+                report.errors[r.run_id] = msg
+            log(f"[{done}/{len(runs)}] {msg}")
+        if on_event is not None:
+            on_event(kind, r, info)
+
+    pool = LocalPool(
+        folder,
+        workers=workers,
+        threads=ex_spec.cpus_per_task,
+        timeout_s=60 * float(ex_spec.timeout_min),
+        signal_delay_s=30 if ex_spec.signal_delay_s is None else ex_spec.signal_delay_s,
+        max_num_timeout=ex_spec.max_num_timeout,
+        on_event=event,
+    )
+    pool.run(jobs)
 
 
-def _finished_message(r: PlannedRun, job, out: Path) -> str:
-    name = f"{r.config.display_name} s{r.config.seed} ({r.describe()})"
+def _run_name(r: PlannedRun) -> str:
+    return f"{r.config.display_name} s{r.config.seed}"
+
+
+def _finished_message(r: PlannedRun, out: Path, reason: str | None = None) -> str:
+    name = f"{_run_name(r)} ({r.describe()})"
     result = RunDir.for_config(out, r.config).result()
     if result and result.get("status") == "done":
         return f"done {name} in {result.get('runtime_s', 0):.1f} s"
-    try:
-        if job is not None:
-            job.result()
-        reason = result.get("error") if result else "no result"
-    except Exception as err:  # the job's exception, re-raised by submitit
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    reason = reason or (result.get("error") if result else None) or "no result"
     return f"FAILED {name}: {reason}"
 
 
@@ -238,9 +260,87 @@ def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
             _write_manifest(out, manifest)
             log(f"[{i}/{len(runs)}] FAILED {r.config.display_name} s{r.config.seed}")
             raise
-        log(f"[{i}/{len(runs)}] {_finished_message(r, None, out)}")
+        log(f"[{i}/{len(runs)}] {_finished_message(r, out)}")
 
 
-def _submit_lock(out: Path) -> FileLock:
-    """One ``submit`` at a time per sweep directory."""
-    return FileLock(out / ".submit.lock", f"another `sweep submit` is running on {out}")
+def _remove_stray_folder(out: Path) -> None:
+    """submitit makes the folder pattern ``submitit/%j`` itself, unexpanded and empty:
+    remove it, so that a sweep folder holds only job folders."""
+    stray = out / SUBMITIT_DIR / "%j"
+    try:
+        stray.rmdir()  # only when empty
+    except OSError:
+        pass
+
+
+class FolderBusy(RuntimeError):
+    """Another process works on a compare or sweep folder."""
+
+
+LOCK_NAME = ".submit.lock"
+
+
+class FolderLock(FileLock):
+    """One process at a time works on a compare or sweep folder (``flock`` on
+    ``<out>/.submit.lock``, which holds the holder's pid and host).
+
+    The kernel drops a ``flock`` when its holder dies, however it dies, so the lock of a dead
+    process is taken over as it is: the pid in the file only names the holder in the error.
+    Re-entrant within a process (``compare`` holds it around ``submit``, which takes it too).
+    """
+
+    _held: dict[Path, int] = {}  # noqa: RUF012  (the process's own holds, by lock path)
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out).resolve()
+        super().__init__(self.out / LOCK_NAME, "", FolderBusy)
+
+    def __enter__(self) -> FolderLock:
+        if FolderLock._held.get(self.path):
+            FolderLock._held[self.path] += 1
+            self.nested = True
+            return self
+        self.nested = False
+        try:
+            super().__enter__()
+        except FolderBusy:
+            holder = (self.path.read_text(errors="replace").strip() or "?").split()[0]
+            raise FolderBusy(
+                f"another sslobj process (pid {holder}) is working on {self.out}; wait for it "
+                "to end (or stop it), then run the command again"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        FolderLock._held[self.path] = 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        FolderLock._held[self.path] -= 1
+        if not self.nested:
+            del FolderLock._held[self.path]
+            super().__exit__(*exc)
+
+
+def clean_partial_files(out: str | Path) -> int:
+    """Remove the temporary files (``.<name>.tmp-<pid>``) of atomic writes whose process is
+    gone; returns how many. Call it holding the folder's lock."""
+    removed = 0
+    for path in Path(out).rglob(".*.tmp-*"):
+        pid = path.name.rsplit(".tmp-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_running(int(pid)):
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
@@ -130,8 +131,10 @@ class Trainer:
         *,
         progress: bool = True,
         dist_env: DistEnv | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.config = config
+        self.on_epoch = on_epoch
         self.run_dir = Path(run_dir)
         self.files = RunDir(run_dir)
         self.progress = progress
@@ -371,6 +374,9 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", knn=f"{record.get('knn', 0):.3f}")
+            if self.on_epoch is not None and self.env.is_main:
+                # after the checkpoint: a caller that stops here loses no finished epoch
+                self.on_epoch(record)
         if bar is not None:
             bar.close()
         return self._finish(failure)
@@ -430,12 +436,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     dist_env: DistEnv | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train one run into ``run_dir`` and return its result (also in ``result.json``).
 
     With ``resume=True`` a finished run returns its stored result without training, and an
     interrupted one continues from its last checkpoint. Without it, an existing checkpoint
-    is an error (nothing is silently overwritten).
+    is an error (nothing is silently overwritten). ``on_epoch(record)`` is called after each
+    epoch's checkpoint is written (the sweep pool reports progress and stops at timeouts there).
     """
     files = RunDir(run_dir)
     if resume:
@@ -444,7 +452,7 @@ def train(
             return done
     elif files.holds_run():
         raise ValueError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue")
-    trainer = Trainer(config, run_dir, progress=progress, dist_env=dist_env)
+    trainer = Trainer(config, run_dir, progress=progress, dist_env=dist_env, on_epoch=on_epoch)
     resumed = resume and trainer.load_checkpoint()
     if config.init_from and not resumed:
         trainer.load_init()
