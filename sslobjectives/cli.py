@@ -118,6 +118,7 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from sslobjectives.compare import (
         apply_overrides,
+        augment_text,
         comparison_spec,
         default_methods,
         expansions,
@@ -146,6 +147,7 @@ def _compare(args: argparse.Namespace) -> int:
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
     jobs = min(jobs, len(configs))
     spec = comparison_spec(methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads)
+    views = augment_text(configs)
     for line in expansions(default_methods(args.epochs), args.objectives):
         print(line, flush=True)
     print(
@@ -163,6 +165,7 @@ def _compare(args: argparse.Namespace) -> int:
             f"{len(state['stale'])} finished runs come from other code ({names}{more}): {verb}",
             flush=True,
         )
+    print(views, flush=True)
     if jobs > 1:
         print(f"{jobs} runs at a time, {args.threads} torch thread(s) each", flush=True)
     try:

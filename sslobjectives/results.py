@@ -8,6 +8,7 @@ otherwise :func:`check_comparable` names the key that differs.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sslobjectives.eval.run import channel_health
 from sslobjectives.figures import headless_pyplot
 from sslobjectives.texttable import format_text_table
 from sslobjectives.train.rundir import RESULT_FILE, read_result_file
@@ -30,6 +32,8 @@ TABLE_METRICS = (
     "posterior_marginal_entropy",
     "bit_entropy",
     "dead_bits",
+    "logit_scale",
+    "bce_ratio",
 )
 #: The range each metric can take: a confidence interval is clipped to it (accuracies, mAP
 #: and the mean per-bit entropy in bits lie in [0, 1]; counts, ranks and entropies are >= 0).
@@ -50,7 +54,14 @@ MIN_SEEDS = 3
 #: Columns where lower is better (the best mark goes to the minimum).
 LOWER_IS_BETTER = {"dead_bits"}
 #: Settings that name what is compared rather than how: they may differ between groups.
-METHOD_KEYS = ("objective", "objective_cfg", "label", "reset_period", "reset_teacher")
+METHOD_KEYS = (
+    "objective",
+    "objective_cfg",
+    "label",
+    "reset_period",
+    "reset_teacher",
+    "head_kwargs",
+)
 
 
 def load_results(paths: Iterable[str | Path], status: str | None = "done") -> list[dict]:
@@ -143,6 +154,16 @@ def group_key(result: dict, by: Sequence[str]) -> tuple:
     return tuple(result.get("label") if k == "label" else cfg.get(k) for k in by)
 
 
+def channel_of(result: dict) -> dict[str, Any]:
+    """A binary-channel run's ``bce_ratio`` and ``channel_closed`` (stored in ``final`` since
+    they exist; computed from the history for older results); empty for other objectives."""
+    final = result.get("final") or {}
+    if "bce_ratio" in final:
+        return {k: final[k] for k in ("bce_ratio", "channel_closed") if k in final}
+    bits = (result.get("config") or {}).get("head_dim", 0)
+    return channel_health(result.get("history") or [], bits)
+
+
 def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[dict[str, Any]]:
     """One row per group: the group's keys, ``n`` seeds, ``metric`` / ``metric_ci`` (half-width)
     and ``metric_lo`` / ``metric_hi`` (the interval clipped to the metric's range)."""
@@ -156,8 +177,11 @@ def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[d
         row["collapsed"] = sum(bool(r.get("collapsed")) for r in runs)
         # a run without labels writes final["labels"] in place of its label metrics
         row["unlabelled"] = sum("labels" in (r.get("final") or {}) for r in runs)
+        finals = [{**channel_of(r), **r["final"]} for r in runs]
+        if any("channel_closed" in f for f in finals):
+            row["channel_closed"] = sum(bool(f.get("channel_closed")) for f in finals)
         for m in TABLE_METRICS:
-            vals = [r["final"].get(m) for r in runs if isinstance(r["final"].get(m), (int, float))]
+            vals = [f.get(m) for f in finals if isinstance(f.get(m), (int, float))]
             if vals:
                 row[m], row[f"{m}_ci"] = mean_ci(vals)
                 row[f"{m}_lo"], row[f"{m}_hi"] = clipped_ci(m, row[m], row[f"{m}_ci"])
@@ -166,38 +190,53 @@ def summarize(results: Sequence[dict], by: Sequence[str] = ("label",)) -> list[d
 
 
 def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",)) -> str:
-    """Text table of :func:`summarize` rows: ``mean ± CI``, best per column marked ``*``.
+    """Text table of :func:`summarize` rows: ``mean ± CI``, best per column marked ``*``;
+    then the baseline rows (:mod:`sslobjectives.baselines`, the ``baseline`` key) when
+    given, and the ``learned`` column of the validity gate when the groups carry it.
 
     Honest about small samples: a group of fewer than :data:`MIN_SEEDS` seeds has its ``n``
     flagged ``!``, and an interval that leaves the metric's range is shown clipped, as
-    ``mean [low, high]``.
+    ``mean [low, high]``. Deterministic baselines show one exact value.
     """
+    groups = [r for r in rows if "baseline" not in r]
+    bases = [r for r in rows if "baseline" in r]
     metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
     best = {}
     for m in metrics:
-        vals = [r[m] for r in rows if m in r and math.isfinite(r[m])]
+        vals = [r[m] for r in groups if m in r and math.isfinite(r[m])]
         if len(vals) > 1:
             best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
-    header = [*by, "n", *metrics, "collapsed"]
+    gated = any("learned" in r for r in groups)
+    header = [*by, "n", *metrics, "collapsed", *(["learned"] if gated else [])]
     lines = []
     few = clipped = False
-    for r in rows:
-        small = r["n"] < MIN_SEEDS
+    for r in groups + bases:
+        is_base = "baseline" in r
+        small = not is_base and r["n"] < MIN_SEEDS
         few |= small
-        cells = [str(r.get(k)) for k in by] + [f"{r['n']}!" if small else str(r["n"])]
+        n_text = f"{r['n']}!" if small else str(r["n"])
+        if is_base:
+            cells = [r["baseline"]] + [""] * (len(by) - 1) + [n_text]
+        else:
+            cells = [str(r.get(k)) for k in by] + [n_text]
         for m in metrics:
-            if m not in r:
+            if m not in r or not isinstance(r[m], int | float) or not math.isfinite(r[m]):
                 cells.append("-")
                 continue
-            mark = "*" if best.get(m) == r[m] else " "
-            half = r[m + "_ci"]
+            mark = "*" if best.get(m) == r[m] and not is_base else " "
+            half = r.get(m + "_ci")
+            if half is None:  # a deterministic baseline: one exact value, no interval
+                cells.append(f"{r[m]:.3f} (exact)")
+                continue
             low, high = clipped_ci(m, r[m], half)
             if math.isfinite(half) and (low > r[m] - half or high < r[m] + half):
                 clipped = True
                 cells.append(f"{r[m]:.3f} [{low:.3f}, {high:.3f}]{mark}")
             else:
                 cells.append(f"{r[m]:.3f} ± {half:.3f}{mark}")
-        cells.append(f"{r['collapsed']}/{r['n']}")
+        cells.append("-" if is_base else f"{r['collapsed']}/{r['n']}")
+        if gated:
+            cells.append("-" if is_base else _learned_text(r))
         lines.append(cells)
     notes = ["mean ± 95% CI over seeds (t-distribution); * best in column"]
     if clipped:
@@ -213,7 +252,30 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
             f"label metrics need labels (k-NN, linear probe, mAP): {', '.join(unlabelled)} "
             "trained and evaluated without labels; --eval-dataset gives a labelled evaluation set"
         )
+    if bases:
+        notes.append(
+            "baseline: raw and raw-centred (flattened pixels) are deterministic: one exact "
+            "value, no CI; untrained (the runs' backbone at init) and supervised (same "
+            "backbone, views and steps, cross-entropy on labels) over the runs' seeds"
+        )
+    if gated:
+        notes.append(
+            "learned: k-NN and linear probe CIs wholly above the raw input (either form) and "
+            "the untrained backbone; bits: channel closed when the final BCE >= 0.95 B ln 2"
+        )
     return format_text_table(header, lines) + "\n" + "\n".join(notes)
+
+
+def _learned_text(row: dict[str, Any]) -> str:
+    if row.get("learned"):
+        return "yes"
+    reasons = []
+    if row.get("channel_closed"):
+        reasons.append("channel closed")
+    if row.get("not_beaten"):
+        names = [b.removeprefix("baseline: ").split(" (")[0] for b in row["not_beaten"]]
+        reasons.append("under " + ", ".join(dict.fromkeys(names)))
+    return "no" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def write_runs_csv(results: Sequence[dict], path: str | Path) -> None:
@@ -250,10 +312,11 @@ def plot_curves(
     path: str | Path,
     by: Sequence[str] = ("label",),
     curves: Sequence[str] = CURVES,
+    baselines: Sequence[dict[str, Any]] = (),
 ) -> Path | None:
     """Per-epoch curves (default: loss, k-NN, marginal/bit entropy, effective rank; any keys
     of the per-epoch history with ``curves``), one line per group (mean over seeds, shaded
-    min-max)."""
+    min-max); the k-NN panel draws the ``baselines`` rows' k-NN as dashed lines."""
     plt = headless_pyplot()
 
     present = [c for c in curves if any(c in h for r in results for h in r["history"])]
@@ -280,6 +343,12 @@ def plot_curves(
             ax.fill_between(
                 epochs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), alpha=0.15, color=colour
             )
+        if curve == "knn":
+            for j, b in enumerate(baselines):
+                if isinstance(b.get("knn"), int | float):
+                    ax.axhline(
+                        b["knn"], ls="--", lw=1, color=f"0.{2 + 2 * (j % 4)}", label=b["baseline"]
+                    )
         ax.set_title(curve)
         if curve == "loss":  # objectives' losses differ by orders of magnitude
             ax.set_yscale("symlog")
@@ -329,24 +398,103 @@ def plot_bit_usage(
     return Path(path)
 
 
+def baselines_for(
+    results: Sequence[dict], cache_dir: str | Path, supervised: bool = True
+) -> list[dict[str, Any]]:
+    """The baseline rows of ``results`` (:func:`sslobjectives.baselines.baseline_rows`: one
+    config's data, backbone and budget, over the results' seeds), cached in ``cache_dir``."""
+    from sslobjectives.baselines import baseline_rows
+    from sslobjectives.train.config import RunConfig
+
+    config = RunConfig.from_dict(results[0]["config"])
+    seeds = [int(r.get("seed", 0)) for r in results]
+    return baseline_rows(config, seeds, cache_dir, supervised=supervised)
+
+
+def apply_gate(row: dict[str, Any], base_rows: Sequence[dict[str, Any]]) -> None:
+    """Mark a group row ``learned`` (and ``not_beaten``: the baselines it does not beat)
+    by the validity gate; a closed binary channel in any of its runs fails it too."""
+    from sslobjectives.baselines import gate
+
+    row["not_beaten"] = gate(row, base_rows)
+    row["learned"] = not row["not_beaten"] and not row.get("channel_closed")
+
+
+def _baseline_context(result: dict) -> str:
+    from sslobjectives.baselines import cache_key
+    from sslobjectives.train.config import RunConfig
+
+    key = cache_key("supervised", RunConfig.from_dict({**result["config"], "seed": 0}))
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def gated_rows(
+    results: Sequence[dict],
+    by: Sequence[str],
+    cache_dir: str | Path,
+    supervised: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`summarize` rows with the validity gate applied, and the baseline rows. Groups
+    whose data, backbone or budget differ (a sweep varying ``epochs``) get their own
+    baselines; their rows then name the first group they belong to."""
+    rows = summarize(results, by)
+    contexts: dict[str, list[dict]] = {}
+    of_group: dict[tuple, str] = {}
+    for r in results:
+        ctx = _baseline_context(r)
+        contexts.setdefault(ctx, []).append(r)
+        of_group.setdefault(group_key(r, by), ctx)
+    computed = {ctx: baselines_for(runs, cache_dir, supervised) for ctx, runs in contexts.items()}
+    base_rows: list[dict[str, Any]] = []
+    for ctx, b_rows in computed.items():
+        if len(computed) > 1:
+            first = next(k for k, c in of_group.items() if c == ctx)
+            where = ", ".join(f"{k}={v}" for k, v in zip(by, first, strict=True))
+            b_rows = [{**b, "baseline": f"{b['baseline']} [{where}]"} for b in b_rows]
+        base_rows += b_rows
+    for row in rows:
+        key = tuple(row.get(k) for k in by)
+        ctx_rows = computed[of_group[key]]
+        apply_gate(row, ctx_rows)
+    return rows, base_rows
+
+
 def write_report(
     results: Sequence[dict],
     out_dir: str | Path,
     by: Sequence[str] = ("label",),
     varied: Iterable[str] = (),
+    baselines: bool = True,
+    supervised: bool = True,
 ) -> dict[str, Any]:
-    """Check comparability, then write ``runs.csv``, ``summary.csv``, ``table.txt`` and the
-    PNG plots into ``out_dir``; return the rows and the table text."""
+    """Check comparability, then write ``runs.csv``, ``summary.csv`` (with the baseline rows),
+    ``table.txt`` and the PNG plots into ``out_dir``; return the rows, the baseline rows and
+    the table text. ``baselines`` adds the raw, untrained and (with ``supervised``) supervised
+    rows, computed once and cached in ``out_dir/baselines/``, and the validity gate."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_comparable(results, varied)
-    rows = summarize(results, by)
-    table = format_table(rows, by)
+    note = ""
+    rows, base_rows = summarize(results, by), []
+    if baselines:
+        try:
+            rows, base_rows = gated_rows(results, by, out_dir, supervised)
+        except ValueError as err:  # e.g. a plug-in objective that no longer loads
+            note = f"\nno baselines: these results' config cannot be rebuilt ({err})"
+    table = format_table([*rows, *base_rows], by) + note
     write_runs_csv(results, out_dir / "runs.csv")
-    write_summary_csv(rows, out_dir / "summary.csv")
+    write_summary_csv(
+        [{**r, "not_beaten": "; ".join(r.get("not_beaten", []))} for r in rows] + base_rows,
+        out_dir / "summary.csv",
+    )
     (out_dir / "table.txt").write_text(table + "\n")
     plots = [
-        plot_curves(results, out_dir / "curves.png", by),
+        plot_curves(results, out_dir / "curves.png", by, baselines=base_rows),
         plot_bit_usage(results, out_dir / "bit_usage.png", by),
     ]
-    return {"rows": rows, "table": table, "plots": [str(p) for p in plots if p]}
+    return {
+        "rows": rows,
+        "baselines": base_rows,
+        "table": table,
+        "plots": [str(p) for p in plots if p],
+    }

@@ -8,7 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "sslobjectives"
 DOC = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
-UPPER = ("train", "results", "compare", "sweep", "report", "verify", "cli", "live", "commands")
+UPPER = (
+    "train", "baselines", "results", "compare", "sweep", "report", "verify", "cli", "live",
+    "commands",
+)
 LOWER = (
     "functional",
     "objectives",

@@ -447,7 +447,7 @@ def test_sources_table_carries_each_default_augmentation():
 
     from sslobjectives.data import DATASET_NAMES, SOURCES, MultiCropAugment
 
-    assert DATASET_NAMES == tuple(SOURCES) == ("digits", "shapes")
+    assert DATASET_NAMES == tuple(SOURCES) == ("digits", "shapes", "shapes-hard")
     # the settings default_augment chose by name before the table, written out again
     old = {
         "digits": dict(
@@ -475,5 +475,68 @@ def test_sources_table_carries_each_default_augmentation():
             global_size=ds.image_size, local_size=max(2, ds.image_size // 2), n_local=2, **kw
         )
         got = default_augment(ds, n_local=2)
-        assert got == SOURCES[name].augment(ds.image_size, 2)
+        assert all(getattr(got, k) == v for k, v in SOURCES[name].augment.items())
         assert dataclasses.asdict(got) == dataclasses.asdict(expected)
+
+
+def _centroid(img):
+    """Intensity-weighted centre of (B, 1, H, W) images in [-1, 1] coordinates."""
+    h, w = img.shape[-2:]
+    ys = torch.linspace(-1, 1, h)[:, None].expand(h, w)
+    xs = torch.linspace(-1, 1, w)[None, :].expand(h, w)
+    mass = img[:, 0].sum((1, 2))
+    return (img[:, 0] * xs).sum((1, 2)) / mass, (img[:, 0] * ys).sum((1, 2)) / mass
+
+
+def test_augment_rotation_turns_about_the_centre():
+    # An off-centre blob: rotation keeps its distance from the centre and its mass, and
+    # moves it to a different angle per sample, spread over the allowed range.
+    x = torch.zeros(64, 1, 33, 33)
+    x[:, :, 15:18, 25:28] = 1.0  # centre at (0.625, 0) in [-1, 1] coordinates
+    (view,) = MultiCropAugment(**{**IDENTITY, "rotation": 180.0}, n_global=1)(x, _gen(0))
+    cx, cy = _centroid(view)
+    assert torch.allclose(torch.hypot(cx, cy), torch.full((64,), 0.625), atol=0.03)
+    assert torch.allclose(view.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.05)
+    angles = torch.rad2deg(torch.atan2(cy, cx))
+    assert angles.min() < -120 and angles.max() > 120  # uses the whole +-180 range
+    (small,) = MultiCropAugment(**{**IDENTITY, "rotation": 20.0}, n_global=1)(x, _gen(0))
+    cx, cy = _centroid(small)
+    assert torch.rad2deg(torch.atan2(cy, cx)).abs().max() < 21
+
+
+def test_augment_rotation_off_leaves_views_unchanged():
+    # rotation = 0 draws nothing: every view of an existing config is exactly as before.
+    # The sums are those of the views made by the code before the rotation field existed.
+    x = torch.rand(16, 1, 8, 8, generator=_gen(7))
+    options = {"n_local": 2, "blur_prob": 0.5, "noise_std": 0.05}
+    before = MultiCropAugment(**options)(x, _gen(3))
+    assert [float(v.sum()) for v in before] == pytest.approx(
+        [505.898, 514.179, 120.472, 120.475], abs=2e-3
+    )
+    rotated = MultiCropAugment(**options, rotation=90.0)(x, _gen(3))
+    assert not torch.equal(before[0], rotated[0])
+    with pytest.raises(ValueError, match="rotation"):
+        MultiCropAugment(rotation=-1.0)
+    with pytest.raises(ValueError, match="rotation"):
+        MultiCropAugment(rotation=200.0)
+
+
+def test_shapes_hard_widens_the_nuisances_and_rotates_its_views():
+    from sslobjectives.data import SHAPES_HARD_OPTIONS, SOURCES
+
+    ds = load_dataset("shapes-hard", n=200)
+    assert ds.name == ds.source == "shapes-hard" and ds.image_size == 16
+    factors = dict(zip(ds.factor_names, ds.factors_train.T, strict=True))
+    assert float(factors["rotation"].max()) > 3 * math.pi / 2  # more than a quarter turn
+    assert float(factors["pos_x"].abs().max()) > 0.4
+    assert float(factors["intensity"].min()) < 0.4
+    assert SOURCES["shapes-hard"].options is SHAPES_HARD_OPTIONS  # the options are data
+    small = load_dataset("shapes-hard", n=40, size=8)  # options still override
+    assert small.image_size == 8
+    aug = default_augment(ds)
+    assert (aug.rotation, aug.blur_prob, aug.global_size) == (180.0, 0.0, 16)
+    assert SOURCES["shapes-hard"].augment["rotation"] == 180.0
+    # plain shapes keep their augmentation (no rotation: every earlier run is unchanged)
+    assert default_augment(load_dataset("shapes", n=40, size=32)).rotation == 0.0
+    with pytest.raises(ValueError, match="unknown option 'nn'.*shapes-hard"):
+        load_dataset("shapes-hard", nn=10)

@@ -297,7 +297,7 @@ def test_report_verdicts_on_hand_made_results(tmp_path):
         """.replace("\n        ", "\n")
     )
     md = tmp_path / "docs" / "R.md"
-    report = write_results_report([out], md, claims=claims)
+    report = write_results_report([out], md, claims=claims, gate=False)
     got = [v.verdict for v in report["verdicts"]["fake"]]
     assert got == [AGREES, DISAGREES, INCONCLUSIVE, AGREES, AGREES, DISAGREES]
     text = md.read_text()
@@ -335,7 +335,7 @@ def test_pairs_are_judged_per_setting_of_the_other_varied_keys(tmp_path):
         '[six]\n[[six.claims]]\ntext = "gap"\nmetric = "jensen_gap_mean"\n'
         'pairs = [["objective_cfg.teacher_temp=0.02", "objective_cfg.teacher_temp=0.2"]]\n'
     )
-    report = write_results_report([out], tmp_path / "R.md", claims=claims)
+    report = write_results_report([out], tmp_path / "R.md", claims=claims, gate=False)
     lines = [v.line for v in report["verdicts"]["six"]]
     assert len(lines) == 2
     assert lines[0].startswith("[objective=dino] ") and lines[0].endswith(f"**{AGREES}**")
@@ -381,7 +381,7 @@ def test_paired_differences_against_the_baselines_gap(tmp_path):
         'between = ["objective=kl_inverse_prior", "objective=dino"]}]\n'
     )
     md = tmp_path / "R.md"
-    write_results_report([out], md, claims=claims)
+    write_results_report([out], md, claims=claims, gate=False)
     text = md.read_text()
     assert "Spearman ρ = 1.00 over 3 settings" in text
     assert "the 95% CI excludes 0 in 2 of 3 settings" in text  # 0.07: lift 0.001 ± 0.0025
@@ -419,7 +419,7 @@ def test_a_results_folder_without_manifest_takes_its_spec_from_experiments(tmp_p
     ]
     out = _fake_sweep(tmp_path, "reset-period", runs, by=["reset_period"])
     (out / "manifest.json").unlink()
-    report = write_results_report([out], tmp_path / "R.md", experiments_dir=EXPERIMENTS)
+    report = write_results_report([out], tmp_path / "R.md", experiments_dir=EXPERIMENTS, gate=False)
     lines = [v.line for v in report["verdicts"]["reset-period"]]
     assert lines[2].startswith("reset_period=4 > reset_period=none: 0.610 ± ")
     assert lines[2].endswith(f"**{AGREES}**")
@@ -445,7 +445,7 @@ def test_report_states_the_wall_clock_time_from_submission_to_last_result(tmp_pa
     assert exp.wall_s == pytest.approx(430)
     assert exp.submissions == 1
     md = tmp_path / "R.md"
-    write_results_report([out], md)
+    write_results_report([out], md, gate=False)
     assert "7.2 min wall clock (submission to last result)" in md.read_text()
     # grown later (a second submission that started runs): each submission is timed up to
     # its own last result, the time between the two is not charged
@@ -455,7 +455,7 @@ def test_report_states_the_wall_clock_time_from_submission_to_last_result(tmp_pa
     os.utime(out / manifest["runs"][1]["dir"] / "result.json", (late, late))
     exp = load_experiment(out)
     assert exp.wall_s == pytest.approx(100 + 200) and exp.submissions == 2
-    write_results_report([out], md)
+    write_results_report([out], md, gate=False)
     assert "5.0 min wall clock (submission to last result, summed over 2 submissions)" in (
         md.read_text()
     )
@@ -463,5 +463,5 @@ def test_report_states_the_wall_clock_time_from_submission_to_last_result(tmp_pa
     del manifest["submissions"]
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert load_experiment(out).wall_s is None
-    write_results_report([out], md)
+    write_results_report([out], md, gate=False)
     assert "wall clock" not in md.read_text() and "of training summed over runs" in md.read_text()

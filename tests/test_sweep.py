@@ -255,6 +255,7 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
     assert main(["sweep", "collect", str(out)]) == 0
     table = capsys.readouterr().out
     assert "my dino" in table and "bits 'x'" in table
+    assert "baseline: raw-centred" in table and "reference: supervised" in table
     for name in ("runs.csv", "summary.csv", "table.txt", "curves.png"):
         assert (out / name).exists(), name
     assert not (out / "submitit" / "%j").exists()  # no stray folder of submitit's pattern

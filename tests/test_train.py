@@ -269,3 +269,46 @@ def test_vectors_train_with_the_mlp_backbone_and_others_refuse_them(tmp_path):
         check_data([cfg.replace(backbone="cnn")])
     with pytest.raises(DataError, match="use the mlp backbone"):
         Trainer(cfg.replace(backbone="vit"), tmp_path / "vit", progress=False)
+def test_head_kwargs_reach_the_head_are_checked_and_keep_old_run_ids():
+    from sslobjectives.train.trainer import build_run_student, dataset_for
+
+    # The id of the default config before head_kwargs existed (tests/test_config_values.py
+    # pins it too): an unset head_kwargs must not change any earlier run's id.
+    assert RunConfig().run_id == "57247054513e"
+    fixed = tiny(objective="bits", head_kwargs={"logit_norm": "batch"})
+    assert fixed.run_id != tiny(objective="bits").run_id
+    assert fixed.to_dict()["head_kwargs"] == {"logit_norm": "batch"}
+    student = build_run_student(fixed, dataset_for(fixed), "binary")
+    assert isinstance(student.head.norm, torch.nn.BatchNorm1d)
+    plain = build_run_student(tiny(objective="bits"), dataset_for(fixed), "binary")
+    assert isinstance(plain.head.norm, torch.nn.Identity)
+    with pytest.raises(ValueError, match="unknown option 'logit_nrm'.*did you mean 'logit_norm'"):
+        tiny(objective="bits", head_kwargs={"logit_nrm": "batch"})
+    with pytest.raises(ValueError, match="unknown option 'logit_norm' for the cluster head"):
+        tiny(objective="dino", head_kwargs={"logit_norm": "batch"})
+    with pytest.raises(ValueError, match="logit_norm must be one of none, batch, got 'layer'"):
+        tiny(objective="bits", head_kwargs={"logit_norm": "layer"})
+
+
+def test_bits_channel_opens_with_the_logit_norm(tmp_path):
+    """With the plain head the teacher logits stay near 0 and the BCE near B ln 2 (channel
+    closed); the affine-free BatchNorm on the logits opens it."""
+    import math
+
+    from sslobjectives.eval.run import extract
+
+    def channel(head_kwargs, name):
+        # batch 64: 63 steps (batch 256 gives 15, too few for the BCE to move)
+        cfg = tiny(objective="bits", epochs=3, batch_size=64, head_kwargs=head_kwargs)
+        trainer = Trainer(cfg, tmp_path / name, progress=False)
+        result = trainer.run()
+        _, logits = extract(trainer.teacher.module, trainer.data.x_test, trainer.device)
+        bce = result["history"][-1]["bce"] / (cfg.head_dim * math.log(2))
+        return float(logits.abs().median()), bce
+
+    closed_scale, bce = channel({}, "closed")
+    assert closed_scale < 0.02 and bce > 0.95
+    # after 3 tiny epochs the raw logits' variance is still comparable to BatchNorm's eps,
+    # which keeps the normalised scale below 1; it is an order of magnitude above closed
+    scale, bce = channel({"logit_norm": "batch"}, "open")
+    assert scale > 10 * closed_scale and bce < 0.92

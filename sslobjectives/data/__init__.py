@@ -17,18 +17,27 @@
 
 from .augment import MultiCropAugment
 from .dataset import DataError, ImageDataset
-from .shapes import SHAPE_FACTOR_RANGES, SHAPE_NAMES, make_shapes
-from .sources import DATASET_NAMES, SOURCES, Source, default_augment, load_dataset
+from .shapes import SHAPE_FACTOR_RANGES, SHAPE_NAMES, SHAPES_HARD_OPTIONS, make_shapes
+from .sources import (
+    DATASET_NAMES,
+    SOURCES,
+    Source,
+    augment_settings,
+    default_augment,
+    load_dataset,
+)
 
 __all__ = [
     "DATASET_NAMES",
     "SHAPE_FACTOR_RANGES",
     "SHAPE_NAMES",
+    "SHAPES_HARD_OPTIONS",
     "SOURCES",
     "DataError",
     "ImageDataset",
     "MultiCropAugment",
     "Source",
+    "augment_settings",
     "default_augment",
     "load_dataset",
     "make_shapes",

@@ -6,7 +6,7 @@ students all of them. Every random choice is made per sample but drawn as one te
 view, so a view costs a handful of batched kernels whatever the batch size, and runs on the
 device of the input images.
 
-Per view, in order: random resized crop with optional horizontal flip (one
+Per view, in order: random resized crop with optional horizontal flip and rotation (one
 ``affine_grid`` + ``grid_sample``), brightness/contrast jitter, Gaussian blur (separable,
 per-sample sigma), additive Gaussian noise, clamp to ``[0, 1]``.
 """
@@ -48,6 +48,9 @@ class MultiCropAugment:
         blur_prob: probability that a sample is blurred.
         blur_sigma: range of the blur standard deviation, in output pixels.
         noise_std: standard deviation of additive Gaussian noise (0 disables it).
+        rotation: maximum rotation in degrees; each view is rotated by an angle drawn
+            uniformly from ``[-rotation, rotation]`` about its crop centre (0 disables it
+            and draws no random numbers, so views without rotation are unchanged).
 
     The crop uses ``align_corners=True`` semantics: with area scale 1, ratio 1, an output
     size equal to the input size and every other augmentation off, a view reproduces the
@@ -75,6 +78,7 @@ class MultiCropAugment:
     blur_prob: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 1.0)
     noise_std: float = 0.0
+    rotation: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("global_size", "local_size"):
@@ -97,6 +101,8 @@ class MultiCropAugment:
                 raise ValueError(f"{name} strength must lie in [0, 1], got {getattr(self, name)}")
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        if not 0 <= self.rotation <= 180:
+            raise ValueError(f"rotation must lie in [0, 180] degrees, got {self.rotation}")
 
     def sizes(self, image_size: int) -> tuple[int, int]:
         """``(global_size, local_size)`` resolved for images of side ``image_size``."""
@@ -150,6 +156,19 @@ class MultiCropAugment:
         theta = torch.stack(
             [torch.stack([half_w * sign, zero, cx], 1), torch.stack([zero, half_h, cy], 1)], 1
         )
+        if self.rotation > 0:
+            # Rotate the sampling grid about the crop centre: theta's linear part becomes
+            # R @ diag(half_w * sign, half_h). Drawn only when on, so that the random
+            # stream (and every view) of a config without rotation stays as it was.
+            angle = uniform(-self.rotation, self.rotation) * (math.pi / 180)
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            theta = torch.stack(
+                [
+                    torch.stack([cos * half_w * sign, -sin * half_h, cx], 1),
+                    torch.stack([sin * half_w * sign, cos * half_h, cy], 1),
+                ],
+                1,
+            )
         if size == 1 and tuple(x.shape[2:]) == (1, 1):
             # (N, D) vectors as 1x1 images: every crop of one pixel is that pixel (and
             # affine_grid warns on unit-size grids)

@@ -53,6 +53,9 @@ class ImageDataset:
 
     ``(N, D)`` vectors are held as ``D`` channels of 1x1 images (:attr:`vectors`); only the
     ``mlp`` backbone reads them (:meth:`check_backbone`).
+        source: the named source it was loaded from (a key of ``SOURCES``), ``""`` for a
+            user's file or folder, whatever its name: the default augmentation is chosen
+            by the source, never by the file's name.
 
     Example:
         >>> from sslobjectives.data import load_dataset
@@ -72,6 +75,7 @@ class ImageDataset:
     split: dict[str, Any] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
     scaling: dict[str, Any] | None = None
+    source: str = ""
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):

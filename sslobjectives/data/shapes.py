@@ -27,6 +27,21 @@ SHAPE_FACTOR_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+#: ``"shapes-hard"``: shapes whose nuisance factors are wide enough that pixels do not solve
+#: the class (any rotation, positions over half the image, a 3x intensity range), at 16 px
+#: so that a run is cheap. The class is invariant to exactly what its views change (crop
+#: position and scale, rotation, brightness); docs/TESTBED.md has the measurements.
+SHAPES_HARD_OPTIONS: dict[str, object] = {
+    "n": 5000,
+    "size": 16,
+    "rotation": (0.0, 2 * math.pi),
+    "pos_x": (-0.5, 0.5),
+    "pos_y": (-0.5, 0.5),
+    "intensity": (0.3, 1.0),
+    "scale": (0.25, 0.5),
+}
+
+
 # ----------------------------------------------------------------------------- shapes
 
 

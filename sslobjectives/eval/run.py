@@ -98,18 +98,45 @@ def final_metrics(
     return metrics
 
 
+#: A binary channel is *closed* when its final BCE is at least this fraction of B ln 2 (the
+#: BCE of coin flips): the message carries (almost) nothing.
+CHANNEL_CLOSED_FRAC = 0.95
+
+
+def channel_health(history: list[dict[str, Any]], n_bits: int) -> dict[str, Any]:
+    """The binary channel's state at the end of a run, from its last epoch's mean BCE:
+    ``bce_ratio`` = BCE / (B ln 2) (1 = coin flips) and ``channel_closed`` (the ratio at
+    least :data:`CHANNEL_CLOSED_FRAC`); empty for objectives without a BCE term.
+
+    >>> h = channel_health([{"bce": 170.0}], 256)
+    >>> round(h["bce_ratio"], 3), h["channel_closed"]
+    (0.958, True)
+    """
+    bce = [h["bce"] for h in history if isinstance(h.get("bce"), int | float)]
+    if not bce or n_bits < 1:
+        return {}
+    ratio = float(bce[-1]) / (n_bits * math.log(2))
+    return {"bce_ratio": ratio, "channel_closed": ratio >= CHANNEL_CLOSED_FRAC}
+
+
 def collapse_reason(
     final: dict[str, Any], *, min_rank: float, entropy_frac: float, n_clusters: int
 ) -> str | None:
     """Why the run counts as collapsed, or None; reads the final metrics (the table's).
 
     Collapsed when the features' effective rank is below ``min_rank``, the raw teacher
-    posterior's marginal entropy below ``entropy_frac * log K`` nats, or the mean bit
-    entropy below ``entropy_frac`` bits.
+    posterior's marginal entropy below ``entropy_frac * log K`` nats, the mean bit
+    entropy below ``entropy_frac`` bits, or the teacher is *uniform*: its per-sample entropy
+    above ``(1 - entropy_frac) * log K`` nats, i.e. every sample's posterior near uniform
+    while the marginal stays uniform too (a fixed point the marginal rule cannot see: the
+    clustering objectives end there on shapes, docs/TESTBED.md).
 
     >>> collapse_reason({"effective_rank": 5.0, "posterior_marginal_entropy": 0.1},
     ...                 min_rank=2.0, entropy_frac=0.1, n_clusters=256)
     'teacher posterior marginal entropy 0.100 < 0.555 nats'
+    >>> collapse_reason({"effective_rank": 5.0, "posterior_marginal_entropy": 5.5,
+    ...                  "sample_entropy": 5.52}, min_rank=2.0, entropy_frac=0.1, n_clusters=256)
+    'uniform teacher: per-sample entropy 5.520 > 4.991 nats (log K = 5.545)'
     >>> collapse_reason({"effective_rank": 5.0, "bit_entropy": 0.5},
     ...                 min_rank=2.0, entropy_frac=0.1, n_clusters=64) is None
     True
@@ -122,6 +149,15 @@ def collapse_reason(
         floor = entropy_frac * math.log(n_clusters)
         if entropy < floor:
             return f"teacher posterior marginal entropy {entropy:.3f} < {floor:.3f} nats"
+    sample = final.get("sample_entropy")
+    if sample is not None:
+        log_k = math.log(n_clusters)
+        ceiling = (1 - entropy_frac) * log_k
+        if sample > ceiling:
+            return (
+                f"uniform teacher: per-sample entropy {sample:.3f} > {ceiling:.3f} nats "
+                f"(log K = {log_k:.3f})"
+            )
     bit_entropy = final.get("bit_entropy")
     if bit_entropy is not None and bit_entropy < entropy_frac:
         return f"mean bit entropy {bit_entropy:.3f} < {entropy_frac} bits"

@@ -4,6 +4,7 @@ student built from plain values, and exported backbones (``load_backbone``)."""
 from .backbones import BACKBONE_NAMES, ConvNet, MLPNet, TinyViT, build_backbone
 from .exported import backbone_payload, load_backbone
 from .heads import (
+    HEAD_OPTIONS,
     HEADS,
     BinaryHead,
     DINOHead,
@@ -11,6 +12,7 @@ from .heads import (
     MLPHead,
     ResetSchedule,
     build_head,
+    head_options,
 )
 from .student import Student, build_student
 from .teacher import EMATeacher, cosine_momentum
@@ -18,6 +20,7 @@ from .teacher import EMATeacher, cosine_momentum
 __all__ = [
     "BACKBONE_NAMES",
     "HEADS",
+    "HEAD_OPTIONS",
     "BinaryHead",
     "ConvNet",
     "DINOHead",
@@ -32,6 +35,7 @@ __all__ = [
     "build_backbone",
     "build_head",
     "build_student",
+    "head_options",
     "cosine_momentum",
     "load_backbone",
 ]

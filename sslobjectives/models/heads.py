@@ -93,19 +93,62 @@ class DINOHead(nn.Module):
         return self.last_layer(x)
 
 
+#: ``MLPHead.logit_norm`` values.
+LOGIT_NORMS = ("none", "batch")
+
+
 class MLPHead(nn.Module):
     """MLP projection head to ``out_dim`` outputs, for the objectives that read them directly:
     the B logits of the binary channel (``a``; the bits are ``1[a > 0]``) [BITS,
     arXiv 2602.09764], or SimDINO's embedding [arXiv 2502.10385]. One class: the two heads
     differ only in what the objective makes of the outputs.
 
+    Args:
+        in_dim: backbone feature size. out_dim: outputs (B bits). hidden_dim, n_layers: the MLP.
+        logit_norm: ``"none"`` (default) or ``"batch"``: an affine-free ``BatchNorm1d`` on the
+            outputs, which centres every bit over the batch and fixes its scale to 1. Without
+            it the MLP's DINO init (std 0.02 per layer) starts the BITS logits at |a| ~ 0.002,
+            where the coding-rate term's gradient (on the L2-normalised logits, so scaled by
+            1/|a|) outweighs the BCE's by an order of magnitude and keeps the channel closed
+            (BCE ~ B ln 2); freeing the scale instead (no rate term, larger init) collapses
+            the message to a constant code. (BatchNorm's eps = 1e-5 is comparable to the
+            logits' initial variance, so their initial scale is about 0.6-0.8, not 1.)
+            Measured in docs/TESTBED.md. The statistics are always those of the batch, in
+            evaluation too (no running averages: they lag the head, and after a head reset
+            they describe the old weights, which made the eval-mode codes near-constant), so
+            a sample's outputs depend on the batch it is extracted with (512 images at
+            evaluation), and a multi-process run (no SyncBatchNorm) differs slightly from one
+            process.
+
     >>> MLPHead(32, 16)(torch.randn(4, 32)).shape
     torch.Size([4, 16])
+    >>> _ = torch.manual_seed(0)
+    >>> a = MLPHead(32, 16, logit_norm="batch")(torch.randn(64, 32)).detach()
+    >>> bool(a.mean(0).abs().max() < 1e-4), 0.5 < float(a.var(0, unbiased=False).mean()) <= 1
+    (True, True)
     """
 
-    def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int = 512, n_layers: int = 3):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 256,
+        hidden_dim: int = 512,
+        n_layers: int = 3,
+        logit_norm: str = "none",
+    ):
         super().__init__()
+        if logit_norm not in LOGIT_NORMS:
+            raise ValueError(
+                f"logit_norm must be one of {', '.join(LOGIT_NORMS)}, got {logit_norm!r}"
+            )
         self.mlp = _mlp(in_dim, hidden_dim, out_dim, n_layers)
+        self.logit_norm = logit_norm
+        # affine-free: no parameters, so the EMA teacher and head resets need nothing new
+        self.norm = (
+            nn.BatchNorm1d(out_dim, affine=False, track_running_stats=False)
+            if logit_norm == "batch"
+            else nn.Identity()
+        )
         self.reset()
 
     def reset(self, generator: torch.Generator | None = None) -> None:
@@ -116,29 +159,57 @@ class MLPHead(nn.Module):
         """No prototype layer: nothing to freeze."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(x)
+        return self.norm(self.mlp(x))
 
 
 #: The binary-channel head and the continuous-embedding head are the same MLP.
 BinaryHead = EmbeddingHead = MLPHead
 
 
-def _cluster_head(in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int):
-    return DINOHead(in_dim, out_dim, hidden_dim, bottleneck_dim, n_layers)
+def _cluster_head(
+    in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int, **options
+):
+    return DINOHead(in_dim, out_dim, hidden_dim, bottleneck_dim, n_layers, **options)
 
 
-def _mlp_head(in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int):
-    return MLPHead(in_dim, out_dim, hidden_dim, n_layers)  # no bottleneck before the outputs
+def _mlp_head(
+    in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int, **options
+):
+    # no bottleneck before the outputs
+    return MLPHead(in_dim, out_dim, hidden_dim, n_layers, **options)
 
 
 #: The head each objective family reads, keyed by the objective's declared ``head_kind``:
-#: ``HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim)``. A new head kind is
-#: one entry here.
+#: ``HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim, **options)``. A new
+#: head kind is one entry here (and its options in ``HEAD_OPTIONS``).
 HEADS = {"cluster": _cluster_head, "binary": _mlp_head, "embedding": _mlp_head}
+
+#: The further options (``RunConfig.head_kwargs``) each head kind accepts: its class's
+#: keyword arguments that the run's sizes do not already set.
+HEAD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "cluster": ("norm_last_layer",),
+    "binary": ("logit_norm",),
+    "embedding": ("logit_norm",),
+}
+
+
+def head_options(kind: str) -> tuple[str, ...]:
+    """The ``head_kwargs`` keys the head of ``kind`` accepts.
+
+    >>> head_options("binary")
+    ('logit_norm',)
+    """
+    return HEAD_OPTIONS.get(kind, ())
 
 
 def build_head(
-    kind: str, in_dim: int, out_dim: int, hidden_dim: int, n_layers: int, bottleneck_dim: int
+    kind: str,
+    in_dim: int,
+    out_dim: int,
+    hidden_dim: int,
+    n_layers: int,
+    bottleneck_dim: int,
+    **options,
 ) -> nn.Module:
     """The projection head of ``head_kind`` ``kind``.
 
@@ -152,7 +223,14 @@ def build_head(
     if kind not in HEADS:
         hint = did_you_mean(kind, HEADS)
         raise ValueError(f"unknown head_kind {kind!r}{hint}; valid: {', '.join(sorted(HEADS))}")
-    return HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim)
+    unknown = [k for k in options if k not in head_options(kind)]
+    if unknown:
+        valid = head_options(kind)
+        raise ValueError(
+            f"unknown option {unknown[0]!r} for the {kind} head{did_you_mean(unknown[0], valid)}"
+            f"; valid: {', '.join(valid) or 'none'}"
+        )
+    return HEADS[kind](in_dim, out_dim, hidden_dim, n_layers, bottleneck_dim, **options)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,10 @@ def build_student(
     bottleneck_dim: int,
     seed: int,
     backbone_kwargs: dict[str, Any] | None = None,
+    head_kwargs: dict[str, Any] | None = None,
 ) -> Student:
-    """The backbone and the head of ``head_kind``, initialised from ``seed``.
+    """The backbone and the head of ``head_kind`` (with ``head_kwargs``, its further options,
+    e.g. ``{"logit_norm": "batch"}``), initialised from ``seed``.
 
     >>> s = build_student(backbone="mlp", in_channels=1, image_size=8, head_kind="binary",
     ...                   head_dim=16, head_hidden=32, head_layers=2, bottleneck_dim=8, seed=0)
@@ -49,5 +51,13 @@ def build_student(
     """
     torch.manual_seed(seed)
     net = build_backbone(backbone, in_channels, image_size, **(backbone_kwargs or {}))
-    head = build_head(head_kind, net.out_dim, head_dim, head_hidden, head_layers, bottleneck_dim)
+    head = build_head(
+        head_kind,
+        net.out_dim,
+        head_dim,
+        head_hidden,
+        head_layers,
+        bottleneck_dim,
+        **(head_kwargs or {}),
+    )
     return Student(net, head)

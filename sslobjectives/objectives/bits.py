@@ -7,6 +7,17 @@ pre-binarisation student logits keeps the code spread out (the stand-in for ``H(
 ``L = BCE - beta * R_eps``. Periodic reset of the projection head lives in
 :mod:`sslobjectives.heads` (``ResetSchedule``), not here: an objective never reaches into the
 model.
+
+The head matters here. With the plain MLP head (DINO's init, std 0.02 per layer) the logits
+start at |a| ~ 0.002; the coding-rate gradient, taken on the L2-normalised logits and so
+scaled by 1/|a|, then outweighs the BCE's (12x on the head's last layer, 34x on the first
+convolution, measured on digits) and holds the channel shut: after 30 epochs the BCE is
+0.98 B ln 2 and |a| 0.003. ``sslobj compare`` therefore runs ``bits`` with
+``head_kwargs={"logit_norm": "batch"}`` (:class:`~sslobjectives.models.MLPHead`: an
+affine-free BatchNorm on the logits), which opens it (BCE 0.71 B ln 2, |a| 0.77 on digits).
+This is a deliberate, measured difference: the BITS paper's head code is not available to
+us. ``logit_norm="none"`` (the head's default) stays available. Measurements and commands:
+docs/TESTBED.md.
 """
 
 from __future__ import annotations
@@ -113,8 +124,11 @@ class BITS(Objective):
 
     def final_stats(self, test_out):
         """Per-bit and mean marginal entropy, dead bits and bit correlation of the test
-        messages (BITS reports ~0.9 bit of marginal entropy per bit)."""
+        messages (BITS reports ~0.9 bit of marginal entropy per bit), and the logit scale
+        (median |a| of the test logits)."""
         bits = Fn.binary_message(test_out)
         out: dict = {"bit_entropy_per_bit": diagnostics.bit_marginal_entropy(bits).tolist()}
+        # the teacher's logit scale: near 0 the message is decided by noise (channel closed)
+        out["logit_scale"] = float(test_out.abs().median())
         out.update({k: float(v) for k, v in diagnostics.bit_stats(bits).items()})
         return out

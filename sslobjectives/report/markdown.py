@@ -7,16 +7,28 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sslobjectives.report.claims import ExperimentClaims, load_claims
 from sslobjectives.report.experiments import Experiment, load_experiment
 from sslobjectives.report.plots import _claim_metrics, _figures, _slug
-from sslobjectives.report.verdicts import Stat, Verdict, _is_history, _pm, _run_name, judge
+from sslobjectives.report.verdicts import (
+    Stat,
+    Verdict,
+    _is_history,
+    _pm,
+    _run_name,
+    judge,
+    validity_problem,
+)
 from sslobjectives.results import (
     TABLE_METRICS,
+    _baseline_context,
+    _learned_text,
+    apply_gate,
+    baselines_for,
     check_comparable,
     summarize,
 )
@@ -25,11 +37,19 @@ from sslobjectives.sweep.spec import _show
 # ---------------------------------------------------------------------------- markdown
 
 
-def _table(exp: Experiment, extra: Sequence[str]) -> str:
-    rows = []
+def _table(
+    exp: Experiment,
+    extra: Sequence[str],
+    base_for: Callable[[list[dict]], list[dict]] | None = None,
+) -> str:
+    rows, bases = [], []
     for values, runs in exp.groups():
         done = [r.result for r in runs if r.status == "done"]
         row = summarize(done, exp.by)[0] if done else {"n": 0, "collapsed": 0}
+        if done and base_for is not None:
+            b_rows = base_for(done)
+            apply_gate(row, b_rows)
+            bases += [b for b in b_rows if b not in bases]
         row["_values"] = values
         row["_failed"] = sum(r.status == "failed" for r in runs)
         row["_missing"] = sum(r.status == "missing" for r in runs)
@@ -37,7 +57,9 @@ def _table(exp: Experiment, extra: Sequence[str]) -> str:
             row[f"_x_{m}"] = Stat.of(runs, m)
         rows.append(row)
     metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
+    gated = base_for is not None
     header = [*exp.by, "n", *metrics, *extra, "collapsed", "failed", "not run"]
+    header += ["learned"] if gated else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [_short(_show(r["_values"][k])) for k in exp.by] + [str(r["n"])]
@@ -46,8 +68,40 @@ def _table(exp: Experiment, extra: Sequence[str]) -> str:
             s = r[f"_x_{m}"]
             cells.append(_pm(s.mean, s.ci) if s.n else "–")
         cells += [str(r["collapsed"]), str(r["_failed"]), str(r["_missing"])]
+        cells += [_learned_text(r) if "learned" in r else "–"] if gated else []
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    for b in bases:
+        cells = [b["baseline"]] + [""] * (len(exp.by) - 1) + [str(b["n"])]
+        for m in metrics:
+            if m not in b:
+                cells.append("–")
+            elif b.get(m + "_ci") is None:
+                cells.append(f"{b[m]:.3f} (exact)")
+            else:
+                cells.append(_pm(b[m], b[m + "_ci"]))
+        cells += ["–"] * (len(header) - len(cells))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _baselines(exp: Experiment):
+    """``(base_for, problem)``: the baseline rows of a list of results (cached per data,
+    backbone and budget in the sweep directory), or None and why they cannot be computed."""
+    cache: dict[str, list[dict]] = {}
+
+    def base_for(results: list[dict]) -> list[dict]:
+        ctx = _baseline_context(results[0])
+        if ctx not in cache:
+            cache[ctx] = baselines_for(results, exp.out)
+        return cache[ctx]
+
+    if not exp.done:
+        return None, None
+    try:
+        base_for(exp.done)
+    except ValueError as err:
+        return None, str(err)
+    return base_for, None
 
 
 def _short(text: str, width: int = 32) -> str:
@@ -100,7 +154,11 @@ def _duration(seconds: float) -> str:
 
 
 def experiment_section(
-    exp: Experiment, claims: ExperimentClaims | None, md_dir: Path, fig_root: Path
+    exp: Experiment,
+    claims: ExperimentClaims | None,
+    md_dir: Path,
+    fig_root: Path,
+    gate: bool = True,
 ) -> tuple[str, list[Verdict]]:
     """The markdown of one experiment, and its verdicts."""
     lines = [f"## {exp.title or exp.name}", ""]
@@ -141,21 +199,36 @@ def experiment_section(
             check_comparable(done, exp.varied)
         except ValueError as err:
             lines += [f"**Warning**: {err}", ""]
+    base_for, problem = _baselines(exp) if gate else (None, None)
     lines += [
         "Mean ± 95% CI over seeds (t-distribution); failed runs have no metrics and are "
-        "counted, collapsed runs are included.",
+        "counted, collapsed runs are included. Baselines on the same split: raw pixels "
+        "(deterministic, exact), the untrained backbone and the supervised reference (same "
+        "backbone, views and steps) over the runs' seeds; a group has *learned* when its k-NN "
+        "and linear-probe CIs lie wholly above the raw input and the untrained backbone, and "
+        "only such groups enter a verdict (a bits group also needs its channel open: final "
+        "BCE < 0.95 B ln 2).",
         "",
-        _table(exp, _extra_columns(claims)),
+        _table(exp, _extra_columns(claims), base_for),
         "",
     ]
+    if problem:
+        lines += [f"**No baselines**: {problem}; the verdicts below are not gated.", ""]
     verdicts: list[Verdict] = []
+
+    def validity(name: str, runs) -> str | None:
+        done = [r.result for r in runs if r.status == "done" and r.result]
+        if base_for is None or not done:
+            return None
+        return validity_problem(name, runs, base_for(done))
+
     if claims is None:
         lines += ["No claim for this experiment in the claims file.", ""]
     else:
         if claims.paper:
             lines += [f"**Paper**: {claims.paper}", ""]
         for claim in claims.claims:
-            got = judge(claim, exp)
+            got = judge(claim, exp, validity)
             verdicts += got
             how = claim.metric or " vs ".join(claim.metrics or ())
             if claim.metric and _is_history(exp, claim.metric):
@@ -179,9 +252,12 @@ def write_results_report(
     claims: str | Path | None = None,
     experiments_dir: str | Path | None = None,
     command: str | None = None,
+    gate: bool = True,
 ) -> dict[str, Any]:
     """Write the markdown report of the sweeps in ``dirs`` (a directory holding several
-    sweep directories counts as all of them) and its figures; return the verdicts."""
+    sweep directories counts as all of them) and its figures; return the verdicts.
+    ``gate=False`` leaves out the baselines and the validity gate (for results that are not
+    runs of this package's configs, e.g. hand-made ones testing the verdict rules)."""
     out = Path(out)
     md_dir = out.parent
     commit = git_commit()  # before this report rewrites its own files in a checkout
@@ -202,18 +278,23 @@ def write_results_report(
     fig_root = md_dir / "figures"
     sections, summary, verdicts = [], [], {}
     for exp in exps:
-        text, got = experiment_section(exp, all_claims.get(exp.name), md_dir, fig_root)
+        text, got = experiment_section(exp, all_claims.get(exp.name), md_dir, fig_root, gate)
         sections.append(text)
         verdicts[exp.name] = got
         counts = {k: sum(v.verdict.startswith(k) for v in got) for k in ("agrees", "disagrees")}
-        questions = sum(v.claim.source == "question" for v in got)
-        other = len(got) - counts["agrees"] - counts["disagrees"] - questions
+        invalid = sum(v.verdict.startswith(("invalid testbed", "channel closed")) for v in got)
+        questions = sum(
+            v.claim.source == "question"
+            and not v.verdict.startswith(("invalid testbed", "channel closed"))
+            for v in got
+        )
+        other = len(got) - counts["agrees"] - counts["disagrees"] - questions - invalid
         n_done = sum(r.status == "done" for r in exp.runs)
         summary.append(
             f"| {exp.name} | {n_done}/{len(exp.runs)} | "
             f"{sum(r.status == 'failed' for r in exp.runs)} | "
             f"{sum(r.status == 'done' and bool(r.result.get('collapsed')) for r in exp.runs)} | "
-            f"{counts['agrees']} | {counts['disagrees']} | {other} | {questions} |"
+            f"{invalid} | {counts['agrees']} | {counts['disagrees']} | {other} | {questions} |"
         )
     versions = next((e.done[0].get("versions") for e in exps if e.done), None) or {}
     head = [
@@ -224,16 +305,19 @@ def write_results_report(
         + (f"; torch {versions.get('torch')}, python {versions.get('python')}" if versions else "")
         + ".",
         "",
-        "Verdict per claimed pair: **agrees** when ours ranks the pair the paper's way and the "
+        "Verdict per claimed pair: **invalid testbed** when a group in it has not learned (its "
+        "k-NN or linear probe does not beat the raw input or the untrained backbone with "
+        "disjoint 95% CIs), **channel closed** when a bits group's channel stayed shut; "
+        "otherwise **agrees** when ours ranks the pair the paper's way and the "
         "two 95% CIs (t-distribution over seeds) do not overlap, **disagrees** when ours ranks "
         "it the other way and they do not overlap, **inconclusive** otherwise. A disagreement "
         "is reported as measured. Claims: `experiments/claims.toml`; ImageNet-scale numbers "
         "of the papers are quoted for their direction only (our runs are small CNNs on "
         "digits and shapes).",
         "",
-        "| experiment | runs done | failed | collapsed | agrees | disagrees | "
-        "inconclusive or no data | questions |",
-        "|---|---|---|---|---|---|---|---|",
+        "| experiment | runs done | failed | collapsed | invalid testbed or channel closed | "
+        "agrees | disagrees | inconclusive or no data | questions |",
+        "|---|---|---|---|---|---|---|---|---|",
         *summary,
         "",
     ]

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sslobjectives.report.claims import AGREES, DISAGREES, INCONCLUSIVE, NO_DATA, TOO_FEW, Claim
 from sslobjectives.report.experiments import Experiment
 from sslobjectives.report.groups import Run, _is_number, group_name, parse_selector
-from sslobjectives.results import (
-    mean_ci,
-)
+from sslobjectives.results import apply_gate, mean_ci, summarize
 from sslobjectives.sweep.spec import _show
 
 # ---------------------------------------------------------------------------- metrics
@@ -133,6 +131,31 @@ def question_answer(a: Stat, b: Stat, name_a: str, name_b: str) -> str:
     return "measured: no difference resolved" + verdict.removeprefix("inconclusive")
 
 
+#: ``validity(group name, runs)``: why the group cannot enter a verdict, or None.
+Validity = Callable[[str, Sequence[Run]], str | None]
+
+
+def validity_problem(
+    name: str, runs: Sequence[Run], base_rows: Sequence[dict[str, Any]]
+) -> str | None:
+    """Why the group ``name`` cannot enter a verdict, or None when it has learned (DESIGN.md,
+    "When a comparison means something"): ``"channel closed: <group>"`` when a binary
+    channel of its runs ended with BCE >= 0.95 B ln 2, ``"invalid testbed: <group> does not
+    beat <baseline>"`` when its k-NN or linear probe CI is not wholly above a baseline's
+    (:func:`sslobjectives.baselines.gate`)."""
+    done = [r.result for r in runs if r.status == "done" and r.result]
+    if not done or not base_rows:
+        return None
+    row = summarize(done, by=())[0]
+    apply_gate(row, base_rows)
+    if row.get("channel_closed"):
+        return f"channel closed: {name}"
+    if row["not_beaten"]:
+        names = dict.fromkeys(b.split(" (")[0] for b in row["not_beaten"])
+        return f"invalid testbed: {name} does not beat {' and '.join(names)}"
+    return None
+
+
 @dataclass(frozen=True)
 class Verdict:
     claim: Claim
@@ -158,8 +181,12 @@ def _settings(
     return list(out.values())
 
 
-def judge(claim: Claim, exp: Experiment) -> list[Verdict]:
-    """One verdict per claimed pair and context (or per group for expect / metrics)."""
+def judge(claim: Claim, exp: Experiment, validity: Validity | None = None) -> list[Verdict]:
+    """One verdict per claimed pair and context (or per group for expect / metrics). With
+    ``validity`` (:func:`validity_problem` bound to the experiment's baselines), a pair or
+    group involving a group that has not learned gets its problem ("invalid testbed: ...",
+    "channel closed: ...") instead of agrees / disagrees / inconclusive."""
+    valid = validity or (lambda name, runs: None)
     out = []
     if claim.pairs:
         for a_text, b_text in claim.pairs:
@@ -171,7 +198,11 @@ def judge(claim: Claim, exp: Experiment) -> list[Verdict]:
                 b = Stat.of(b_runs, claim.metric, claim.reduce)
                 where = f"[{group_name(ctx)}] " if ctx else ""
                 rel = ">" if claim.better == "higher" else "<"
-                if claim.source == "question":
+                problem = valid(a_text, a_runs) or valid(b_text, b_runs)
+                if problem:
+                    verdict = problem
+                    head = f"{where}{a_text} vs {b_text}"
+                elif claim.source == "question":
                     verdict = question_answer(a, b, a_text, b_text)
                     head = f"{where}{a_text} vs {b_text}"
                 else:
@@ -185,15 +216,18 @@ def judge(claim: Claim, exp: Experiment) -> list[Verdict]:
             r.matches(parse_selector(g)) for g in claim.groups for r in runs
         ):
             continue
+        problem = valid(name, runs)
         if claim.expect is not None:
             op, value = claim.expect
             stat = Stat.of(runs, claim.metric, claim.reduce)
-            verdict = expect_verdict(stat, op, value)
+            verdict = problem or expect_verdict(stat, op, value)
             line = f"{name}: {stat} {op} {_fmt(value)}? → **{verdict}**"
         else:
             m_a, m_b = claim.metrics
             a, b = Stat.of(runs, m_a, claim.reduce), Stat.of(runs, m_b, claim.reduce)
-            if claim.source == "question":
+            if problem:
+                verdict = problem
+            elif claim.source == "question":
                 verdict = question_answer(a, b, m_a, m_b)
             else:
                 verdict = pair_verdict(a, b, claim.better)

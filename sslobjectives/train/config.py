@@ -18,12 +18,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from sslobjectives.models.heads import build_head, head_options
 from sslobjectives.objectives import build, get, nearest_key
 from sslobjectives.train.clipping import CLIP_MODES
 
 #: RunConfig fields that are free-form tables: a dotted key (``dataset_kwargs.resize``)
 #: reaches into them, in ``--set`` overrides, ``sslobj train`` files and sweep specs alike.
-DICT_FIELDS = ("objective_cfg", "dataset_kwargs", "backbone_kwargs")
+DICT_FIELDS = ("objective_cfg", "dataset_kwargs", "backbone_kwargs", "head_kwargs", "augment")
 
 
 class InvalidRunConfig(ValueError):
@@ -60,6 +61,14 @@ class RunConfig:
         head_dim: K prototypes / B bits / embedding size.
         head_hidden, head_layers, bottleneck_dim: the projection head's MLP (hidden width,
             layers, bottleneck).
+        head_kwargs: further options of the objective's head (``{}``: its defaults), e.g.
+            ``{"logit_norm": "batch"}`` for ``bits`` (:class:`~sslobjectives.models.MLPHead`);
+            unknown keys are errors naming the valid ones. Left out of the run id when empty.
+        augment: overrides of the dataset's default augmentation (keys of
+            :class:`~sslobjectives.data.MultiCropAugment`, e.g. ``{"rotation": 90}``); the
+            defaults come from the dataset's source (``SOURCES``), a user's file or folder
+            gets the generic ones. ``{}``: the defaults. Left out of the run id when empty;
+            the resolved settings are recorded in ``result.json`` (``augment``).
         epochs: passes over the training images. ``epochs = 0`` (only with ``init_from``)
             evaluates the loaded weights.
         batch_size: images per step (global, over all processes).
@@ -108,6 +117,8 @@ class RunConfig:
     head_hidden: int = 256
     head_layers: int = 3
     bottleneck_dim: int = 64
+    head_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 128
     n_local: int = 2
@@ -164,6 +175,7 @@ class RunConfig:
             out.append(
                 f"epochs must be >= 1 (0 = evaluate only, which needs init_from), got {self.epochs}"
             )
+        out += _augment_problems(self.augment)
         if self.reset_head_at_start and not self.init_from:
             out.append("reset_head_at_start needs init_from (a fresh head needs no reset)")
         if self.n_local < 0:
@@ -183,6 +195,19 @@ class RunConfig:
             out.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if cls is not None and cls.head_kind not in ("cluster", "binary", "embedding"):
             out.append(f"objective {self.objective!r} declares unknown head_kind {cls.head_kind!r}")
+        elif cls is not None:
+            valid = head_options(cls.head_kind)
+            out += [
+                f"head_kwargs: unknown option {key!r} for the {cls.head_kind} head of "
+                f"{self.objective!r}{nearest_key(key, valid)}; valid: {', '.join(valid) or 'none'}"
+                for key in self.head_kwargs
+                if key not in valid
+            ]
+            if self.head_kwargs and all(key in valid for key in self.head_kwargs):
+                try:  # the values, checked by the head itself on a tiny instance
+                    build_head(cls.head_kind, 2, 2, 2, 1, 2, **self.head_kwargs)
+                except (TypeError, ValueError) as err:
+                    out.append(f"head_kwargs: {err}")
         return out
 
     # ------------------------------------------------------------------ derived
@@ -206,8 +231,9 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Hash of everything that determines the result (the label is left out, and so are
-        ``init_from``, ``reset_head_at_start`` and ``eval_dataset`` when unset, so that adding
-        them kept the ids of earlier runs); the first 12 hex digits of :attr:`config_hash`."""
+        ``init_from``, ``reset_head_at_start``, ``eval_dataset``, ``head_kwargs`` and
+        ``augment`` when unset, so that adding them kept the ids of earlier runs); the first
+        12 hex digits of :attr:`config_hash`."""
         return self.config_hash[:12]
 
     @property
@@ -220,7 +246,13 @@ class RunConfig:
 
         d = self.to_dict()
         d.pop("label")
-        for key, unset in (("init_from", ""), ("reset_head_at_start", False), ("eval_dataset", "")):
+        for key, unset in (
+            ("init_from", ""),
+            ("reset_head_at_start", False),
+            ("eval_dataset", ""),
+            ("head_kwargs", {}),
+            ("augment", {}),
+        ):
             if d[key] == unset:
                 d.pop(key)
         fingerprint = data_fingerprint(self.dataset)
@@ -318,11 +350,31 @@ def _range_problems(config: RunConfig) -> list[str]:
     return out
 
 
+def _augment_problems(augment: dict[str, Any]) -> list[str]:
+    """Unknown augmentation keys (with the nearest valid one) and values the augmentation
+    refuses; ``n_local`` is a run setting of its own."""
+    from sslobjectives.data import MultiCropAugment
+
+    valid = [f.name for f in dataclasses.fields(MultiCropAugment) if f.name != "n_local"]
+    out = [
+        f"augment: unknown setting {k!r}{nearest_key(k, valid)}; valid: {', '.join(valid)}"
+        for k in augment
+        if k not in valid
+    ]
+    if not out and augment:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
+        try:
+            MultiCropAugment(**values)
+        except (TypeError, ValueError) as err:
+            out.append(f"augment: {err}")
+    return out
+
+
 def _nested_problems(config: RunConfig) -> list[str]:
     """Non-finite numbers inside the keyword dicts (``backbone_kwargs.width=NaN``); the
     objective's config is checked by its own Config."""
     out = []
-    for name in ("dataset_kwargs", "backbone_kwargs"):
+    for name in ("dataset_kwargs", "backbone_kwargs", "head_kwargs", "augment"):
         for key, value in getattr(config, name).items():
             if isinstance(value, float) and not math.isfinite(value):
                 out.append(f"{name}.{key} must be a finite number, got {value!r}")

@@ -21,6 +21,7 @@ ends — done or failed) are written through :class:`~sslobjectives.train.rundir
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -86,6 +87,7 @@ def build_run_student(config: RunConfig, dataset: ImageDataset, head_kind: str) 
         bottleneck_dim=config.bottleneck_dim,
         seed=config.seed,
         backbone_kwargs=config.backbone_kwargs,
+        head_kwargs=config.head_kwargs,
     )
 
 
@@ -149,7 +151,7 @@ class Trainer:
                     f"dataset {self.eval_data.name!r}: the {part} split has one class; the k-NN "
                     "and linear probes need at least two (give images of two classes or more)"
                 )
-        self.augment = default_augment(self.data, n_local=config.n_local)
+        self.augment = default_augment(self.data, n_local=config.n_local, overrides=config.augment)
         #: the one place the trainer asks which output its objective reads
         self.head_kind = get(config.objective).head_kind
         self.student = build_run_student(config, self.data, self.head_kind).to(self.device)
@@ -406,6 +408,8 @@ class Trainer:
                 "labelled": self.data.y_train is not None,
             },
             **({"eval_dataset": self._eval_record()} if cfg.eval_dataset else {}),
+            # the resolved views (source defaults + the run's overrides), as run
+            "augment": dataclasses.asdict(self.augment),
             "versions": versions(),
             "device": str(self.device),
             "world_size": self.env.world_size,
@@ -429,6 +433,7 @@ class Trainer:
                 result["final"] = evaluation.final_metrics(
                     self.teacher.module, self.objective, self.eval_data, self.device, cfg.knn_k
                 )
+                result["final"].update(evaluation.channel_health(self.history, cfg.head_dim))
                 reason = evaluation.collapse_reason(
                     result["final"],
                     min_rank=cfg.collapse_rank,

@@ -1,0 +1,357 @@
+"""The testbed: baselines in every table, the validity gate on every verdict, channel health,
+the uniform-teacher collapse rule and augmentations as part of the run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from sslobjectives import baselines
+from sslobjectives.baselines import RAW, RAW_CENTRED, SUPERVISED, UNTRAINED, gate
+from sslobjectives.compare import apply_overrides, augment_text, default_methods, plan_runs
+from sslobjectives.eval.run import channel_health, collapse_reason
+from sslobjectives.report.claims import AGREES, Claim
+from sslobjectives.report.experiments import Experiment
+from sslobjectives.report.groups import Run
+from sslobjectives.report.verdicts import judge, validity_problem
+from sslobjectives.results import format_table, load_results, write_report
+from sslobjectives.train import RunConfig
+
+TINY = dict(
+    dataset="digits",
+    epochs=1,
+    batch_size=256,
+    n_local=0,
+    head_dim=32,
+    head_hidden=64,
+    bottleneck_dim=16,
+    warmup_epochs=0,
+    knn_k=5,
+)
+
+# baseline rows by hand: raw pixels exact, the untrained backbone over seeds
+BASES = [
+    {"baseline": RAW, "n": 1, "knn": 0.976, "knn_ci": None, "linear": 0.96, "linear_ci": None},
+    {"baseline": RAW_CENTRED, "n": 1, "knn": 0.982, "knn_ci": None, "linear": 0.96},
+    {"baseline": UNTRAINED, "n": 3, "knn": 0.94, "knn_ci": 0.01, "linear": 0.967},
+]
+BASES[1]["linear_ci"] = None
+BASES[2]["linear_ci"] = 0.005
+
+
+# ------------------------------------------------------------------------------ the gate
+
+
+def test_gate_names_each_baseline_a_group_does_not_beat():
+    above = {"knn": 0.99, "knn_ci": 0.002, "linear": 0.99, "linear_ci": 0.005}
+    assert gate(above, BASES) == []
+    # a mean above the raw input but a CI reaching it is not a win: disjoint CIs are needed
+    touching = {"knn": 0.985, "knn_ci": 0.004, "linear": 0.99, "linear_ci": 0.005}
+    assert gate(touching, BASES) == ["baseline: raw-centred (knn)"]
+    under = {"knn": 0.95, "knn_ci": 0.01, "linear": 0.96, "linear_ci": 0.01}
+    assert gate(under, BASES) == [
+        "baseline: raw (knn)",
+        "baseline: raw (linear)",
+        "baseline: raw-centred (knn)",
+        "baseline: raw-centred (linear)",
+        "baseline: untrained (knn)",  # CIs 0.94-0.96 and 0.93-0.95 overlap
+        "baseline: untrained (linear)",
+    ]
+    # the supervised reference is the ceiling, not a floor: it never gates
+    ceiling = {"baseline": SUPERVISED, "knn": 1.0, "knn_ci": 0.0, "linear": 1.0, "linear_ci": 0}
+    assert gate(above, [*BASES, ceiling]) == []
+
+
+def _run(label: str, seed: int, knn: float, linear: float, bce_frac: float | None = None) -> Run:
+    history = [{"loss": 1.0}]
+    if bce_frac is not None:  # a bits run: BCE as a fraction of B ln 2 with B = 32
+        history = [{"loss": 1.0, "bce": bce_frac * 32 * math.log(2)}]
+    config = {"objective": "bits" if bce_frac is not None else "dino", "head_dim": 32}
+    result = {
+        "label": label,
+        "seed": seed,
+        "status": "done",
+        "config": config,
+        "final": {"knn": knn, "linear": linear},
+        "history": history,
+    }
+    return Run(label, seed, {}, "done", result)
+
+
+def test_report_verdicts_are_invalid_testbed_or_channel_closed_for_groups_that_did_not_learn():
+    runs = []
+    for seed, d in enumerate((-0.001, 0.0, 0.001)):
+        runs.append(_run("simdino", seed, 0.998 + d, 0.99 + d))  # learned
+        runs.append(_run("simdino-wide", seed, 0.988 + d, 0.985 + d))  # learned, below simdino
+        runs.append(_run("dino", seed, 0.95 + d, 0.95 + d))  # under raw and untrained
+        runs.append(_run("bits-fixed", seed, 0.998 + d, 0.99 + d, bce_frac=0.98))  # closed
+        runs.append(_run("bits-open", seed, 0.998 + d, 0.99 + d, bce_frac=0.71))
+    exp = Experiment("fake", Path("."), ["label"], ["label"], [], runs)
+    claim = Claim(
+        text="pairs",
+        metric="knn",
+        pairs=(
+            ("simdino", "simdino-wide"),
+            ("simdino", "dino"),
+            ("dino", "simdino"),
+            ("simdino", "bits-fixed"),
+            ("bits-open", "simdino-wide"),
+        ),
+    )
+
+    def validity(name, group):
+        return validity_problem(name, group, BASES)
+
+    got = [v.verdict for v in judge(claim, exp, validity)]
+    invalid = (
+        "invalid testbed: dino does not beat baseline: raw and baseline: raw-centred and "
+        "baseline: untrained"
+    )
+    assert got == [AGREES, invalid, invalid, "channel closed: bits-fixed", AGREES]
+    lines = [v.line for v in judge(claim, exp, validity)]
+    assert "→ **invalid testbed: dino does not beat" in lines[1]
+    # without the gate (the verdict rules alone) the same pair is judged as measured
+    assert [v.verdict for v in judge(claim, exp)][1] == AGREES
+    # expect / per-group claims are gated the same way
+    expect = Claim(text="knn high", metric="knn", expect=(">=", 0.5))
+    per_group = {v.line.split(":")[0]: v.verdict for v in judge(expect, exp, validity)}
+    assert per_group["dino"] == invalid
+    assert per_group["bits-fixed"] == "channel closed: bits-fixed"
+    assert per_group["simdino"] == AGREES
+
+
+def test_channel_health_and_the_uniform_teacher_collapse():
+    b = 256
+    closed = channel_health([{"bce": 0.99 * b * math.log(2)}], b)
+    assert closed["channel_closed"] and closed["bce_ratio"] == pytest.approx(0.99)
+    # the threshold is 5% under B ln 2
+    assert not channel_health([{"bce": 0.949 * b * math.log(2)}], b)["channel_closed"]
+    assert channel_health([{"bce": 0.951 * b * math.log(2)}], b)["channel_closed"]
+    assert channel_health([{"loss": 1.0}], b) == {}  # not a binary channel
+    # uniform teacher: every sample's posterior near uniform while the marginal is uniform too
+    # (the fixed point the investigation found: 5.52 nats of log 256 = 5.55)
+    final = {"effective_rank": 20.0, "posterior_marginal_entropy": 5.54, "sample_entropy": 5.52}
+    reason = collapse_reason(final, min_rank=2.0, entropy_frac=0.1, n_clusters=256)
+    assert reason.startswith("uniform teacher: per-sample entropy 5.520")
+    healthy = {**final, "sample_entropy": 4.29}  # the same teacher at initialisation
+    assert collapse_reason(healthy, min_rank=2.0, entropy_frac=0.1, n_clusters=256) is None
+
+
+def test_a_closed_channel_fails_the_learned_column():
+    rows = [
+        {"label": "bits", "n": 3, "collapsed": 0, "knn": 0.99, "knn_ci": 0.001, "linear": 0.99,
+         "linear_ci": 0.001, "channel_closed": 2},
+        {"label": "dino", "n": 3, "collapsed": 0, "knn": 0.9, "knn_ci": 0.01, "linear": 0.99,
+         "linear_ci": 0.001},
+    ]  # fmt: skip
+    from sslobjectives.results import apply_gate
+
+    for r in rows:
+        apply_gate(r, BASES)
+    table = format_table([*rows, *BASES])
+    assert "no (channel closed)" in table
+    assert "no (under raw, raw-centred, untrained)" in table
+    assert "0.976 (exact)" in table and "0.940 ± 0.010" in table
+
+
+# ------------------------------------------------------------------------------ baselines
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    """A tiny real comparison (dino and bits-fixed, 2 seeds, 1 epoch of 5 steps)."""
+    from sslobjectives.compare import comparison_spec, run_comparison
+
+    out = tmp_path_factory.mktemp("cmp")
+    methods = [m for m in default_methods(1) if m.label in ("dino", "bits-fixed")]
+    configs = plan_runs(methods, [0, 1], TINY)
+    spec = comparison_spec(methods, [0, 1], TINY, out)
+    report = run_comparison(spec, out, progress=False, log=lambda m: None)
+    return out, configs, report
+
+
+def test_compare_shows_every_baseline_row_with_its_metrics_and_cis(comparison):
+    out, configs, report = comparison
+    table = (out / "table.txt").read_text()
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    for label in (RAW, RAW_CENTRED, UNTRAINED, SUPERVISED):
+        assert label in lines, label
+    assert "(exact)" in lines[RAW] and "±" not in lines[RAW]  # deterministic: no fake CI
+    for label in (UNTRAINED, SUPERVISED):  # a CI, shown clipped to [0, 1] with two seeds
+        assert "±" in lines[label] or "[" in lines[label], label
+    assert "learned" in table.splitlines()[0]
+    rows = {r.get("baseline") or r["label"]: r for r in csv.DictReader(open(out / "summary.csv"))}
+    assert rows[RAW]["knn_ci"] == "" and rows[UNTRAINED]["n"] == "2"
+    assert rows["dino"]["learned"] in ("True", "False")
+    assert rows["bits-fixed"]["bce_ratio"] and rows["bits-fixed"]["logit_scale"]
+    assert {r["baseline"] for r in report["baselines"]} == {RAW, RAW_CENTRED, UNTRAINED, SUPERVISED}
+    # untrained and supervised over the runs' seeds, cached next to the results by hash
+    cached = sorted(p.name.split("-")[0] for p in (out / "baselines").glob("*.json"))
+    assert cached == ["raw", "supervised", "supervised", "untrained", "untrained"]
+    # the untrained row is the runs' own initial backbone: the same as recomputing it
+    direct = baselines.untrained_metrics(configs[0])
+    stored = baselines.cached("untrained", configs[0], out)
+    assert stored == pytest.approx(direct)
+
+
+def test_baselines_are_read_from_the_cache_and_keyed_by_what_determines_them(
+    comparison, monkeypatch
+):
+    out, configs, _ = comparison
+
+    def refuse(config):
+        raise AssertionError("recomputed a cached baseline")
+
+    monkeypatch.setattr(baselines, "_COMPUTE", {k: refuse for k in baselines._COMPUTE})
+    results = load_results([out / "runs"])
+    with pytest.raises(AssertionError, match="recomputed"):  # another folder: no cache there
+        write_report(results, out / "elsewhere")
+    report = write_report(results, out)  # same folder: every baseline from its cache
+    assert {r["baseline"] for r in report["baselines"]} >= {RAW, UNTRAINED}
+    cfg = configs[0]
+    key = baselines.cache_key
+    assert key("raw", cfg) == key("raw", cfg.replace(seed=5, objective="bits", epochs=9))
+    assert key("untrained", cfg) != key("untrained", cfg.replace(seed=5))
+    assert key("untrained", cfg) == key("untrained", cfg.replace(epochs=9))
+    assert key("supervised", cfg) != key("supervised", cfg.replace(epochs=9))
+    assert key("supervised", cfg) != key("supervised", cfg.replace(augment={"rotation": 30}))
+
+
+def test_sweep_collect_and_report_show_the_baselines(comparison, tmp_path):
+    """A sweep folder over the comparison's finished runs: collect's table and the report's."""
+    from sslobjectives.report import write_results_report
+    from sslobjectives.sweep.collection import collect
+
+    out, configs, _ = comparison
+    runs = []
+    for c in configs:
+        d = f"runs/{c.display_name}-s{c.seed}-{c.run_id}"
+        assert (out / d / "result.json").exists()
+        runs.append(
+            {
+                "run_id": c.run_id,
+                "label": c.display_name,
+                "seed": c.seed,
+                "dir": d,
+                "config": c.to_dict(),
+            }
+        )
+    (out / "manifest.json").write_text(
+        json.dumps({"name": "cmp", "by": ["label"], "varied": ["label"], "runs": runs})
+    )
+    report = collect(out)
+    assert SUPERVISED in report["table"] and "learned" in report["table"]
+    md = tmp_path / "R.md"
+    write_results_report([out], md)
+    text = md.read_text()
+    assert "| baseline: raw |" in text and "(exact)" in text
+    assert "| learned |" in text
+    assert "| experiment | runs done | failed | collapsed | invalid testbed" in text
+
+
+def test_digits_raw_pixel_baselines_the_readme_quotes():
+    raw = baselines.raw_metrics(RunConfig(dataset="digits"))
+    assert round(raw[RAW]["knn"], 3) == 0.976
+    assert round(raw[RAW_CENTRED]["knn"], 3) == 0.982
+    untrained = baselines.untrained_metrics(RunConfig(dataset="digits", seed=0))
+    assert round(untrained["knn"], 3) == 0.944
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert "raw pixels reach k-NN\n> 0.976 (mean-centred 0.982), above every objective's" in readme
+    assert "> untrained backbone 0.944 (seed 0)" in readme
+    table = readme.split("The default comparison as measured on")[1].split("```")[1]
+    rows = [line.split() for line in table.splitlines()[2:]]
+    knn = [float(cells[2]) for cells in rows if len(cells) > 3 and cells[3] == "±"]
+    assert len(knn) == 6 and max(knn) < 0.976
+    quoted = "raw pixels k-NN 0.976, mean-centred 0.982, untrained backbone 0.944 at seed 0"
+    assert quoted in (root / "docs" / "RESULTS.md").read_text()
+    assert quoted in (root / "docs" / "compare" / "NOTE.md").read_text()
+
+
+# ------------------------------------------------------------------------------ augment
+
+
+def test_augmentation_is_chosen_by_source_not_by_file_name(tmp_path):
+    import numpy as np
+
+    from sslobjectives.data import SOURCES, default_augment, load_dataset
+
+    x = np.random.default_rng(0).random((40, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "digits.npz", x=x, y=np.arange(40) % 4)
+    user = load_dataset(str(tmp_path / "digits.npz"))
+    assert user.name == "digits" and user.source == ""
+    aug = default_augment(user)
+    assert aug.flip is True and aug.blur_prob == 0.0  # generic, not digits' (no flips, blur)
+    digits = default_augment(load_dataset("digits"))
+    assert digits.flip is SOURCES["digits"].augment["flip"] is False
+
+
+def test_augment_overrides_are_validated_recorded_and_keep_old_run_ids(tmp_path):
+    from sslobjectives.train import train
+
+    assert RunConfig().run_id == "57247054513e"  # unset augment: every earlier id unchanged
+    with pytest.raises(ValueError, match="unknown setting 'rotaton'.*did you mean 'rotation'"):
+        RunConfig(augment={"rotaton": 90})
+    with pytest.raises(ValueError, match="rotation must lie in"):
+        RunConfig(augment={"rotation": 400})
+    cfg = RunConfig(**TINY, augment={"rotation": 90, "global_scale": [0.5, 1.0]})
+    assert cfg.run_id != RunConfig(**TINY).run_id
+    result = train(cfg, tmp_path / "run", progress=False)
+    aug = json.loads((tmp_path / "run" / "result.json").read_text())["augment"]  # as recorded
+    assert aug["rotation"] == 90 and aug["global_scale"] == [0.5, 1.0]
+    assert result["augment"]["rotation"] == 90
+    assert aug["flip"] is False and aug["global_size"] == 8  # the rest: digits' defaults
+    # both --set forms
+    base, _ = apply_overrides({}, [], ['augment={"rotation": 90}'])
+    assert base == {"augment": {"rotation": 90}}
+    base, _ = apply_overrides({}, [], ["augment.rotation=90", "augment.blur_prob=0"])
+    assert base == {"augment": {"rotation": 90, "blur_prob": 0}}
+    text = augment_text(plan_runs(default_methods(1)[:2], [0, 1], {**TINY, **base}))
+    assert text.count("\n") == 0 and "rotation=90" in text and "blur_prob=0" in text
+
+
+def test_compare_runs_bits_with_the_batch_logit_norm_explicitly():
+    configs = plan_runs(default_methods(30), [0], {})
+    bits = {c.label: c for c in configs if c.objective == "bits"}
+    assert set(bits) == {"bits-fixed", "bits-reset"}
+    for c in bits.values():
+        assert c.to_dict()["head_kwargs"] == {"logit_norm": "batch"}
+        assert c.run_id != c.replace(head_kwargs={}).run_id  # visible in the run id
+    others = [c for c in configs if c.objective != "bits"]
+    assert all(c.head_kwargs == {} for c in others)
+
+
+# ------------------------------------------------------------------------------ learning
+
+
+def test_a_seeded_tiny_run_beats_its_untrained_backbone(tmp_path):
+    """bits with the batch logit norm on digits, 63 steps (seed 0): its channel opens within
+    the first epoch (tests/test_train.py), so the BCE trains the backbone from the start.
+    Measured: k-NN 0.953 against the untrained backbone's 0.944 (6 epochs: 0.958). The other
+    candidates measured were weaker or slower: SimDINO on 16 px shapes (n 2000, rotating
+    views) 0.577 vs 0.559 after 138 steps, on shapes-hard (n 1000) 0.340 vs 0.332; the
+    clustering objectives fall under the untrained backbone on shapes (docs/TESTBED.md).
+    The margin is small: this checks that training moves the backbone the right way, not
+    that the testbed passes the gate (it does not yet)."""
+    from sslobjectives.train import train
+
+    cfg = RunConfig(
+        objective="bits",
+        head_kwargs={"logit_norm": "batch"},
+        dataset="digits",
+        epochs=3,
+        batch_size=64,
+        n_local=0,
+        head_dim=64,
+        head_hidden=128,
+        bottleneck_dim=32,
+        warmup_epochs=1,
+    )
+    result = train(cfg, tmp_path / "run", progress=False)
+    untrained = baselines.untrained_metrics(cfg)
+    assert result["final"]["knn"] > untrained["knn"] + 0.005
+    assert not result["final"]["channel_closed"]
