@@ -119,7 +119,14 @@ def _old_run_id(config: RunConfig) -> str:
 
     d = config.to_dict()
     d.pop("label")
-    for key, unset in (("init_from", ""), ("reset_head_at_start", False), ("eval_dataset", "")):
+    unset_keys = (
+        ("init_from", ""),
+        ("reset_head_at_start", False),
+        ("eval_dataset", ""),
+        ("head_kwargs", {}),
+        ("augment", {}),
+    )
+    for key, unset in unset_keys:
         if d[key] == unset:
             d.pop(key)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
