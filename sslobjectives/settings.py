@@ -14,10 +14,10 @@ config`` prints what this module reads, so the listing cannot drift from the doc
 ...         epochs: passes over the data.
 ...     '''
 ...     lr: float = 0.1
-...     min_lr: float = 0.0
+...     min_lr: float = 0.5
 ...     epochs: int = 3
 >>> [(s.name, s.type, s.default, s.meaning) for s in settings(Example)][1]
-('min_lr', 'float', '0.0', 'learning rates.')
+('min_lr', 'float', '0.5', 'learning rates.')
 """
 
 from __future__ import annotations
