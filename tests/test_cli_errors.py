@@ -69,6 +69,8 @@ def refused_by_argparse(capsys, argv: list[str], *fragments: str) -> str:
         (["compare", "--seeds", "x"], "--seeds"),
         (["compare", "--threads", "0"], "--threads"),
         (["compare", "--threads", "-1"], "--threads"),
+        (["train", "run.toml", "--threads", "0"], "--threads"),
+        (["eval", "runs/x", "--threads", "0"], "--threads"),
         (["compare", "--jobs", "0"], "--jobs"),
         (["compare", "--epochs", "0"], "--epochs"),
         (["compare", "--batch-size", "0"], "--batch-size"),

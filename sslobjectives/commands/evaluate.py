@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sslobjectives.cli import _positive
+
 #: the metrics of every row, in table order
 METRICS = ("knn", "linear", "map")
 
@@ -41,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="dataset option: dataset_kwargs.resize=32, data_seed=1, knn_k=10",
     )
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(func=_run)
 
 

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sslobjectives.cli import _positive
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -47,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="BACKEND",
         help="live metrics: tensorboard (extra [tensorboard]) or wandb (extra [wandb]); repeatable",
     )
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
