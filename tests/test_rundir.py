@@ -173,6 +173,40 @@ def test_the_code_version_is_recorded_but_not_in_the_run_id(tmp_path, monkeypatc
     assert "ffffffffff (dirty)" in rundir.stale_reason(written)
 
 
+def test_staleness_is_decided_by_the_package_sources_not_the_commit(tmp_path, monkeypatch):
+    from sslobjectives.train import rundir
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "README.md").write_text("docs")
+    first = rundir.source_hash(pkg)
+    (pkg / "README.md").write_text("other docs")  # not a source: same hash
+    (pkg / "sub" / "__pycache__").mkdir()
+    (pkg / "sub" / "__pycache__" / "b.cpython.py").write_text("junk")
+    assert rundir.source_hash(pkg) == first
+    (pkg / "sub" / "b.py").write_text("y = 3\n")  # a module changed: another hash
+    assert rundir.source_hash(pkg) != first
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "sub" / "b.py").rename(pkg / "b2.py")  # same bytes, other path: another hash
+    assert rundir.source_hash(pkg) != first
+
+    ours = rundir.code_version()
+    assert len(ours["source"]) == 16
+    # another commit (a docs-only one) with the same sources: fresh
+    other_commit = {**ours, "commit": "e" * 40, "dirty": not ours["dirty"]}
+    assert rundir.stale_reason({"code": other_commit}) is None
+    # other sources: stale, whatever the commit says
+    other_source = {**ours, "source": "0" * 16}
+    assert "sources 0000000000000000" in rundir.stale_reason({"code": other_source})
+    # a record from before the source hash: every recorded field must match
+    old = {k: v for k, v in ours.items() if k != "source"}
+    assert rundir.stale_reason({"code": old}) is not None  # ours has a source, theirs not
+    monkeypatch.setattr(rundir, "code_version", lambda: old)
+    assert rundir.stale_reason({"code": old}) is None
+
+
 def test_a_result_of_other_code_is_rerun_or_kept_when_asked(tmp_path, monkeypatch):
     from sslobjectives.train import rundir, train
     from sslobjectives.train import trainer as trainer_module

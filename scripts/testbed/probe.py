@@ -242,14 +242,15 @@ def run_once(
         diag: list[dict[str, float]] = []
         if cluster:
             diag.append({"epoch": -1, **cluster_health(trainer, 0.0)})
-            monitor = trainer.monitor
+            on_epoch = trainer.on_epoch
 
-            def monitor_with_health() -> dict[str, float]:
-                rec = monitor()
-                diag.append({"epoch": trainer.epoch, **cluster_health(trainer, trainer.epoch + 1)})
-                return rec
+            def health_each_epoch(record: dict[str, Any]) -> None:
+                # the trainer's per-epoch hook, called after the epoch's checkpoint
+                diag.append({"epoch": record["epoch"], **cluster_health(trainer, trainer.epoch)})
+                if on_epoch is not None:
+                    on_epoch(record)
 
-            trainer.monitor = monitor_with_health
+            trainer.on_epoch = health_each_epoch
         t0 = time.perf_counter()
         if progress:
             print(f"  {config.display_name} s{config.seed}: training", file=sys.stderr, flush=True)

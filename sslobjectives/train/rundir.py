@@ -142,14 +142,36 @@ def identity(config) -> dict[str, str]:
     }
 
 
+def source_hash(root: Path) -> str:
+    """SHA-256 (hex, first 16 digits) of the package's Python sources under ``root``: every
+    ``*.py`` file's path relative to ``root`` and its bytes, in sorted order. It is what
+    decides whether a result is stale: a commit that changes only docs, tests, scripts or
+    experiment specs leaves it (and every finished result) unchanged; a change to any
+    module of the package, committed or not, changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 @lru_cache(maxsize=1)
 def code_version() -> dict[str, Any]:
-    """The code a result comes from: package version, git commit of the package's checkout
-    and whether its files differ from that commit (commit and dirty are None outside git)."""
+    """The code a result comes from: package version, the hash of the package's sources
+    (:func:`source_hash`), git commit of the package's checkout and whether its files differ
+    from that commit (commit and dirty are None outside git; they are recorded for the
+    reader, the source hash decides staleness)."""
     import sslobjectives
 
     root = Path(sslobjectives.__file__).resolve().parent
-    out: dict[str, Any] = {"version": sslobjectives.__version__, "commit": None, "dirty": None}
+    out: dict[str, Any] = {
+        "version": sslobjectives.__version__,
+        "source": source_hash(root),
+        "commit": None,
+        "dirty": None,
+    }
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
@@ -171,7 +193,8 @@ def _describe_code(code: Any) -> str:
     commit = code.get("commit")
     where = f" commit {str(commit)[:10]}" if commit else ""
     dirty = " (dirty)" if code.get("dirty") else ""
-    return f"sslobjectives {code.get('version')}{where}{dirty}"
+    source = f", sources {code['source']}" if code.get("source") else ""
+    return f"sslobjectives {code.get('version')}{where}{dirty}{source}"
 
 
 def stale_reason(record: dict[str, Any]) -> str | None:
@@ -179,8 +202,12 @@ def stale_reason(record: dict[str, Any]) -> str | None:
     None when it comes from this code."""
     ours = code_version()
     theirs = record.get("code")
-    if isinstance(theirs, dict) and all(theirs.get(k) == ours[k] for k in ours):
-        return None
+    if isinstance(theirs, dict) and "source" in theirs and "source" in ours:
+        # the package's sources decide: a docs- or tests-only commit keeps results fresh
+        if theirs["source"] == ours["source"]:
+            return None
+    elif isinstance(theirs, dict) and all(theirs.get(k) == ours.get(k) for k in ours):
+        return None  # recorded before the source hash: every field must match
     return f"written by {_describe_code(theirs)}, this is {_describe_code(ours)}"
 
 
