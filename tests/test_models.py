@@ -67,6 +67,22 @@ def test_options_are_used():
     assert build_backbone("vit", 1, 32).patch_size == 4
 
 
+def test_cnn_strides_keep_the_resolution_and_are_checked():
+    torch.manual_seed(0)
+    default = build_backbone("cnn", 1, 16)
+    strided = build_backbone("cnn", 1, 16, strides=(1, 2, 2))
+    convs = [m for m in strided.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(1, 1), (2, 2), (2, 2)]
+    assert all(c.stride == (2, 2) for c in default.modules() if isinstance(c, torch.nn.Conv2d))
+    x = torch.rand(2, 1, 16, 16)
+    # the last block sees 4x4 instead of 2x2: same output size, other features
+    assert strided.features(x).shape[2:] == (4, 4) and default.features(x).shape[2:] == (2, 2)
+    assert strided(x).shape == default(x).shape == (2, 128)
+    for bad in [(1, 2), (0, 2, 2), (1.5, 2, 2), (True, 2, 2)]:
+        with pytest.raises(ValueError, match="strides must be one positive int per block"):
+            build_backbone("cnn", 1, 16, strides=bad)
+
+
 def test_mlp_resizes_local_crops():
     torch.manual_seed(0)
     net = build_backbone("mlp", 1, 8)

@@ -38,6 +38,9 @@ class ConvNet(nn.Module):
         image_size: side of the global views (chooses the default widths).
         widths: channels of the blocks; ``out_dim = widths[-1]``.
         norm: ``"group"`` (up to 8 groups) or ``"batch"``.
+        strides: stride of each block's convolution (default 2 for every block); a
+            stride-1 first block keeps the full resolution for the next ones, at about
+            four times the cost of that block.
 
     Shapes: ``(B, C, H, W) -> (B, widths[-1])`` for any ``H, W >= 1``.
 
@@ -53,6 +56,7 @@ class ConvNet(nn.Module):
         image_size: int,
         widths: Sequence[int] | None = None,
         norm: str = "group",
+        strides: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if norm not in ("group", "batch"):
@@ -61,11 +65,18 @@ class ConvNet(nn.Module):
             widths = (32, 64, 128) if image_size <= 16 else (16, 32, 64, 128)
         if len(widths) < 1:
             raise ValueError("widths must name at least one block")
+        strides = tuple(strides) if strides is not None else (2,) * len(widths)
+        if len(strides) != len(widths) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in strides
+        ):
+            raise ValueError(
+                f"strides must be one positive int per block ({len(widths)}), got {strides!r}"
+            )
         layers: list[nn.Module] = []
         prev = in_channels
-        for width in widths:
+        for width, stride in zip(widths, strides, strict=True):
             layers += [
-                nn.Conv2d(prev, width, 3, stride=2, padding=1, bias=False),
+                nn.Conv2d(prev, width, 3, stride=stride, padding=1, bias=False),
                 nn.GroupNorm(math.gcd(8, width), width)
                 if norm == "group"
                 else nn.BatchNorm2d(width),
