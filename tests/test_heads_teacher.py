@@ -212,3 +212,29 @@ def test_heads_table_covers_every_head_kind_and_builds_the_old_heads():
         assert got.keys() == expected.keys()
         for k, v in expected.items():
             assert torch.equal(got[k], v), k
+
+
+@pytest.mark.parametrize("cls", [DINOHead, BinaryHead])
+def test_input_norm_standardises_the_features_over_the_batch_and_adds_no_state(cls):
+    torch.manual_seed(0)
+    plain = cls(16, 8, hidden_dim=32, n_layers=2)
+    normed = cls(16, 8, hidden_dim=32, n_layers=2, input_norm="batch")
+    normed.load_state_dict(plain.state_dict())  # same parameters, no new ones or buffers
+    assert plain.state_dict().keys() == normed.state_dict().keys()
+    # features sharing one large positive direction, as a ReLU + pooling CNN gives
+    x = 5.0 + 0.1 * torch.randn(64, 16)
+    z = (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
+    normed.eval()  # batch statistics in evaluation too
+    assert torch.allclose(normed(x), plain(z), atol=1e-5)
+    assert not torch.allclose(plain(x), plain(z), atol=1e-3)
+    with pytest.raises(ValueError, match="input_norm must be one of none, batch"):
+        cls(16, 8, input_norm="layer")
+
+
+def test_input_norm_is_a_head_option_of_every_kind():
+    from sslobjectives.models.heads import build_head, head_options
+
+    for kind in ("cluster", "binary", "embedding"):
+        assert "input_norm" in head_options(kind)
+        head = build_head(kind, 16, 8, 32, 2, 4, input_norm="batch")
+        assert isinstance(head.in_norm, nn.BatchNorm1d) and not head.in_norm.affine

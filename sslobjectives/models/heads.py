@@ -36,6 +36,21 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
+#: ``input_norm`` values of every head: what the head does to the backbone features first.
+INPUT_NORMS = ("none", "batch")
+
+
+def _input_norm(kind: str, dim: int) -> nn.Module:
+    """``"batch"``: an affine-free ``BatchNorm1d`` with batch statistics always (no
+    parameters or buffers, so the EMA teacher, head resets and checkpoints need nothing
+    new); ``"none"``: the identity."""
+    if kind not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {kind!r}")
+    if kind == "batch":
+        return nn.BatchNorm1d(dim, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
 def _init_linear(m: nn.Module, generator: torch.Generator | None) -> None:
     """DINO's init: truncated normal (std 0.02) weights, zero biases."""
     if isinstance(m, nn.Linear):
@@ -51,6 +66,14 @@ class DINOHead(nn.Module):
     Args:
         in_dim: backbone feature size. out_dim: K prototypes. hidden_dim, bottleneck_dim,
         n_layers: the MLP. norm_last_layer: fix the prototype norms to 1 (DINO's default).
+        input_norm: ``"none"`` (default, DINO's head) or ``"batch"``: standardise the
+            backbone features over the batch before the MLP (affine-free ``BatchNorm1d``,
+            batch statistics in evaluation too). A ReLU + average-pooling CNN's features
+            share one direction at initialisation (mean cosine between samples 0.75-0.95 on
+            shapes-hard), so the head's outputs barely differ between samples, the centred
+            teacher is flat and the run slides to the uniform-teacher fixed point; centring
+            and scaling the features first gives the head samples that differ
+            (docs/TESTBED.md). Not in DINO's head: an option, off by default.
 
     >>> head = DINOHead(32, 64)
     >>> head(torch.randn(4, 32)).shape
@@ -65,8 +88,10 @@ class DINOHead(nn.Module):
         bottleneck_dim: int = 128,
         n_layers: int = 3,
         norm_last_layer: bool = True,
+        input_norm: str = "none",
     ):
         super().__init__()
+        self.in_norm = _input_norm(input_norm, in_dim)
         self.mlp = _mlp(in_dim, hidden_dim, bottleneck_dim, n_layers)
         self.last_layer = weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))
         self.norm_last_layer = norm_last_layer
@@ -89,7 +114,7 @@ class DINOHead(nn.Module):
             p.grad = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.normalize(self.mlp(x), dim=-1)
+        x = nn.functional.normalize(self.mlp(self.in_norm(x)), dim=-1)
         return self.last_layer(x)
 
 
@@ -119,6 +144,8 @@ class MLPHead(nn.Module):
             a sample's outputs depend on the batch it is extracted with (512 images at
             evaluation), and a multi-process run (no SyncBatchNorm) differs slightly from one
             process.
+        input_norm: ``"none"`` (default) or ``"batch"``: standardise the backbone features
+            over the batch before the MLP, as :class:`DINOHead`'s ``input_norm``.
 
     >>> MLPHead(32, 16)(torch.randn(4, 32)).shape
     torch.Size([4, 16])
@@ -135,8 +162,10 @@ class MLPHead(nn.Module):
         hidden_dim: int = 512,
         n_layers: int = 3,
         logit_norm: str = "none",
+        input_norm: str = "none",
     ):
         super().__init__()
+        self.in_norm = _input_norm(input_norm, in_dim)
         if logit_norm not in LOGIT_NORMS:
             raise ValueError(
                 f"logit_norm must be one of {', '.join(LOGIT_NORMS)}, got {logit_norm!r}"
@@ -159,7 +188,7 @@ class MLPHead(nn.Module):
         """No prototype layer: nothing to freeze."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.mlp(x))
+        return self.norm(self.mlp(self.in_norm(x)))
 
 
 #: The binary-channel head and the continuous-embedding head are the same MLP.
@@ -187,9 +216,9 @@ HEADS = {"cluster": _cluster_head, "binary": _mlp_head, "embedding": _mlp_head}
 #: The further options (``RunConfig.head_kwargs``) each head kind accepts: its class's
 #: keyword arguments that the run's sizes do not already set.
 HEAD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "cluster": ("norm_last_layer",),
-    "binary": ("logit_norm",),
-    "embedding": ("logit_norm",),
+    "cluster": ("norm_last_layer", "input_norm"),
+    "binary": ("logit_norm", "input_norm"),
+    "embedding": ("logit_norm", "input_norm"),
 }
 
 
@@ -197,7 +226,7 @@ def head_options(kind: str) -> tuple[str, ...]:
     """The ``head_kwargs`` keys the head of ``kind`` accepts.
 
     >>> head_options("binary")
-    ('logit_norm',)
+    ('logit_norm', 'input_norm')
     """
     return HEAD_OPTIONS.get(kind, ())
 
