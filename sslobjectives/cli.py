@@ -112,7 +112,13 @@ def _non_negative(text: str) -> int:
 def _report(args: argparse.Namespace) -> int:
     from sslobjectives.report import main as report
 
-    return report(args.dirs, args.out, claims=args.claims, experiments_dir=args.experiments)
+    return report(
+        args.dirs,
+        args.out,
+        claims=args.claims,
+        experiments_dir=args.experiments,
+        reuse_stale=args.reuse_stale,
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -357,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--claims", help="claims file (default: experiments/claims.toml)")
     rep.add_argument(
         "--experiments", help="specs of result folders without a manifest (default: experiments/)"
+    )
+    rep.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="include finished runs written by other code (default: leave them out, saying so)",
     )
     rep.set_defaults(func=_report)
     return parser

@@ -313,7 +313,7 @@ def run_comparison(
     Every run is seeded, so the results do not depend on how many run at once. The folder is
     locked meanwhile; a table of another comparison found there is replaced, and said so.
     """
-    from sslobjectives.results import write_report
+    from sslobjectives.results import stale_note, write_report
     from sslobjectives.sweep.submission import FolderLock, submit
     from sslobjectives.train.rundir import RunDir
 
@@ -363,18 +363,20 @@ def run_comparison(
             wanted = {r.run_id for r in runs}
             # Each run's result from its own folder, checked to be its own: a result.json
             # copied from another run is an error naming the file, never a second copy of it.
-            results = []
+            results, stale = [], []
             for r in runs:
                 files = RunDir.for_config(out_dir, r.config)
                 result = files.result(expect=r.config)
                 if result is not None and result.get("status") == "done":
                     result["_path"] = str(files.result_path)
                     results.append(result)
+                    if stale_reason(result) is not None:  # kept: reuse_stale
+                        stale.append(f"{r.config.display_name} s{r.config.seed}")
             note = _replaced_report_note(out_dir, wanted)
             if note:
                 log(note)
             if results:
-                written = write_report(results, out_dir)
+                written = write_report(results, out_dir, notes=[stale_note(stale, True)])
             else:
                 written = {"rows": [], "table": None, "plots": []}
     finally:

@@ -260,6 +260,28 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
         assert (out / name).exists(), name
     assert not (out / "submitit" / "%j").exists()  # no stray folder of submitit's pattern
 
+    # a result of other code is left out of the table and CSVs unless --reuse-stale
+    bits_result = status(out)[1].run_dir / "result.json"
+    original = bits_result.read_bytes()
+    data = json.loads(original)
+    data["code"] = {"version": "9.9.9", "commit": None, "dirty": None}
+    bits_result.write_text(json.dumps(data))
+    note = "1 stale result (written by other code) excluded: bits 'x' s0 ("
+    assert main(["sweep", "collect", str(out)]) == 0
+    got = capsys.readouterr()
+    [line] = got.err.splitlines()
+    assert line.startswith(f"sslobj sweep collect: {note}")
+    assert line.endswith("; --reuse-stale includes them")
+    assert f"note: {note}" in got.out and f"note: {note}" in (out / "table.txt").read_text()
+    assert "1 finished runs" in got.out
+    assert "bits" not in (out / "runs.csv").read_text()
+    assert "bits 'x'" not in (out / "summary.csv").read_text()
+    assert main(["sweep", "collect", str(out), "--reuse-stale"]) == 0
+    got = capsys.readouterr()
+    assert "included (--reuse-stale): bits 'x' s0" in got.err and "2 finished runs" in got.out
+    assert "bits 'x'" in (out / "runs.csv").read_text()
+    bits_result.write_bytes(original)
+
     # submitting again submits nothing
     report = submit(load_spec(spec_path), out)
     assert report.submitted == [] and set(report.skipped.values()) == {"done"}
