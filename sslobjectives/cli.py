@@ -133,10 +133,12 @@ def _compare(args: argparse.Namespace) -> int:
         run_comparison,
         select_methods,
     )
+    from sslobjectives.live import check_backends
     from sslobjectives.sweep.cli import INTERRUPTED
     from sslobjectives.sweep.submission import FolderBusy
     from sslobjectives.train.datacheck import check_data
 
+    check_backends(args.log)  # a misspelt or missing backend: one line, before any run
     base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
     for key in ("batch_size", "n_local", "device", "eval_dataset"):
         if getattr(args, key) is not None:
@@ -152,7 +154,9 @@ def _compare(args: argparse.Namespace) -> int:
     # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
     jobs = min(jobs, len(configs))
-    spec = comparison_spec(methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads)
+    spec = comparison_spec(
+        methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads, log=args.log
+    )
     views = augment_text(configs)
     for line in expansions(default_methods(args.epochs), args.objectives):
         print(line, flush=True)
@@ -311,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs trained at once, each in its own process (default: CPU count / threads)",
     )
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmp_.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        metavar="BACKEND",
+        help="live metrics of every run, in its run folder: tensorboard (extra [tensorboard]) "
+        "or wandb (extra [wandb]); repeatable",
+    )
     cmp_.add_argument(
         "--reuse-stale",
         action="store_true",

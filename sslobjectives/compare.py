@@ -252,11 +252,13 @@ def comparison_spec(
     *,
     jobs: int = 1,
     threads: int = 1,
+    log: list[str] | tuple[str, ...] = (),
 ) -> SweepSpec:
     """The sweep spec of a comparison, as ``experiments/01_*.toml`` writes one down: the
     shared settings in ``[base]``, one ``[zip]`` row per method (label, objective, its
     objective config and run-level keys such as ``reset_period``), the seeds, and the local
-    pool with ``jobs`` workers of ``threads`` torch threads.
+    pool with ``jobs`` workers of ``threads`` torch threads; ``log`` names the live-metrics
+    backends each run logs to in its run folder (``executor.log``).
 
     Its runs are :func:`plan_runs`'s configs (same run ids, so the same run folders).
     """
@@ -294,6 +296,8 @@ def comparison_spec(
             "max_num_timeout": 0,
         },
     }
+    if log:  # only then: the spec (and its hash) of a comparison without it is unchanged
+        data["executor"]["log"] = list(dict.fromkeys(log))
     return parse_spec(data, source="sslobj compare")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -134,12 +135,27 @@ def test_objective_parameters_are_checked_per_run_and_reported_once(tmp_path):
         ("[sweep]\nseeds = [0]\n[base]\n", "name is required"),
         ('[sweep]\nname = "x"\nseeds = "0"\n[base]\n', "seeds must be a non-empty list"),
         ("[sweep\n", "not valid TOML"),
+        (
+            '[sweep]\nname = "x"\n[base]\n[executor]\nlog = ["tensorbord"]\n',
+            "executor.log: unknown log backend 'tensorbord' (did you mean 'tensorboard'?)",
+        ),
+        ('[sweep]\nname = "x"\n[base]\n[executor]\nlog = 1\n', "a backend name or a list"),
     ],
 )
 def test_single_problems(tmp_path, body, fragment):
     with pytest.raises(SpecError, match="problem") as info:
         load_spec(write_spec(tmp_path / "s.toml", body))
     assert fragment in str(info.value)
+
+
+def test_executor_log_names_backends_and_leaves_specs_without_it_unchanged(tmp_path):
+    body = '[sweep]\nname = "x"\n[base]\n[executor]\n'
+    plain = load_spec(write_spec(tmp_path / "a.toml", body))
+    one = load_spec(write_spec(tmp_path / "b.toml", body + 'log = "tensorboard"\n'))
+    both = load_spec(write_spec(tmp_path / "c.toml", body + 'log = ["tensorboard", "wandb"]\n'))
+    assert plain.executor.log == () and one.executor.log == ("tensorboard",)
+    assert both.executor.log == ("tensorboard", "wandb")
+    assert plain.spec_hash == load_spec(write_spec(tmp_path / "d.toml", body)).spec_hash
 
 
 def test_plan_is_grid_product_times_zip_rows_times_seeds(tmp_path):
@@ -303,6 +319,45 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
 
 
 # ------------------------------------------------------------------------------ local
+
+
+def test_a_spec_with_executor_log_writes_each_runs_events_in_its_folder(tmp_path, capsys):
+    """The debug executor (SweepRun in this process): the same loggers as compare's pool."""
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    spec = write_spec(
+        tmp_path / "log.toml",
+        """
+        [sweep]
+        name = "logged"
+        seeds = [0]
+        [base]
+        epochs = 1
+        objective = "dino"
+        [executor]
+        kind = "debug"
+        log = ["tensorboard"]
+        """,
+    )
+    out = tmp_path / "out"
+    assert main(["sweep", "submit", str(spec), "--out", str(out)]) == 0
+    (run,) = status(out)
+    assert list((run.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_submit_refuses_a_log_backend_that_is_not_installed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if the [wandb] extra were missing
+    spec = write_spec(
+        tmp_path / "log.toml",
+        '[sweep]\nname = "w"\nseeds = [0]\n[base]\nepochs = 1\n[executor]\nkind = "debug"\n'
+        'log = "wandb"\n',
+    )
+    capsys.readouterr()
+    assert main(["sweep", "submit", str(spec), "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "sslobj sweep: --log wandb needs the wandb package: pip install 'sslobjectives[wandb]'"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def _epoch_seconds(config: dict, epochs: int = 3) -> tuple[float, float]:

@@ -84,12 +84,14 @@ INTERRUPTED = "interrupted — resume with the same command"
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from sslobjectives.live import check_backends
     from sslobjectives.sweep.spec import SpecError
     from sslobjectives.sweep.submission import FolderBusy, submit
     from sslobjectives.train.datacheck import check_data
 
     spec = _load(args.spec)
     try:
+        check_backends(spec.executor.log)  # the libraries of executor.log are installed
         # the data of every run, checked here once before anything is submitted
         for note in check_data(run.config for run in spec.expand()):
             print(note, flush=True)
