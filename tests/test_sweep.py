@@ -148,6 +148,42 @@ def test_single_problems(tmp_path, body, fragment):
     assert fragment in str(info.value)
 
 
+def test_a_table_axis_and_a_dotted_axis_into_the_same_table_combine(tmp_path):
+    """Experiment 6's shape: a whole objective_cfg per zip row, crossed with a dotted grid axis
+    (before, the row's table replaced the grid's value and the temperatures collapsed)."""
+    spec = load_spec(
+        write_spec(
+            tmp_path / "t.toml",
+            """
+            [sweep]
+            name = "t"
+            seeds = [0]
+            [base]
+            [grid]
+            "objective_cfg.teacher_temp" = [0.02, 0.2]
+            [zip]
+            label = ["batch-centre", "running-prior"]
+            objective = ["dino", "kl_inverse_prior"]
+            objective_cfg = [{center_momentum = 0.0}, {prior_momentum = 0.9}]
+            """,
+        )
+    )
+    got = [(r.config.label, r.config.objective_cfg) for r in spec.expand()]
+    assert got == [
+        ("batch-centre", {"center_momentum": 0.0, "teacher_temp": 0.02}),
+        ("running-prior", {"prior_momentum": 0.9, "teacher_temp": 0.02}),
+        ("batch-centre", {"center_momentum": 0.0, "teacher_temp": 0.2}),
+        ("running-prior", {"prior_momentum": 0.9, "teacher_temp": 0.2}),
+    ]
+    assert spec.group_by == [
+        "objective_cfg.teacher_temp",
+        "label",
+        "objective",
+        "objective_cfg.center_momentum",
+        "objective_cfg.prior_momentum",
+    ]
+
+
 def test_executor_log_names_backends_and_leaves_specs_without_it_unchanged(tmp_path):
     body = '[sweep]\nname = "x"\n[base]\n[executor]\n'
     plain = load_spec(write_spec(tmp_path / "a.toml", body))

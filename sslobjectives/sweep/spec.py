@@ -28,6 +28,8 @@ Format::
     [zip]                          # axes varied together (equal lengths), crossed with the grid
     label = ["dino", "bits"]
     objective = ["dino", "bits"]
+    objective_cfg = [{center_momentum = 0.0}, {}]   # a whole table per row; a dotted axis
+                                          # into the same table (above) is applied after it
 
     [executor]
     kind = "local"                 # slurm | local | debug
@@ -683,8 +685,12 @@ def _config_problems(d: dict[str, Any]) -> list[str]:
 
 
 def _config_dict(base: dict[str, Any], varied: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A run's config: ``base`` with the varied values. Whole settings are set first, then
+    dotted keys, so that a table axis (``objective_cfg = [{center_momentum = 0.0}, {}]``) and
+    a dotted axis into the same table (``"objective_cfg.teacher_temp"``) combine; the dotted
+    value wins where both set a key."""
     d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-    for key, value in varied.items():
+    for key, value in sorted(varied.items(), key=lambda item: "." in item[0]):
         top, _, sub = key.partition(".")
         if sub:
             d[top] = {**d.get(top, {}), sub: value}
