@@ -112,7 +112,13 @@ def _non_negative(text: str) -> int:
 def _report(args: argparse.Namespace) -> int:
     from sslobjectives.report import main as report
 
-    return report(args.dirs, args.out, claims=args.claims, experiments_dir=args.experiments)
+    return report(
+        args.dirs,
+        args.out,
+        claims=args.claims,
+        experiments_dir=args.experiments,
+        reuse_stale=args.reuse_stale,
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -127,10 +133,12 @@ def _compare(args: argparse.Namespace) -> int:
         run_comparison,
         select_methods,
     )
+    from sslobjectives.live import check_backends
     from sslobjectives.sweep.cli import INTERRUPTED
     from sslobjectives.sweep.submission import FolderBusy
     from sslobjectives.train.datacheck import check_data
 
+    check_backends(args.log)  # a misspelt or missing backend: one line, before any run
     base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
     for key in ("batch_size", "n_local", "device", "eval_dataset"):
         if getattr(args, key) is not None:
@@ -146,7 +154,9 @@ def _compare(args: argparse.Namespace) -> int:
     # over two busy cores were measured 12x slower per epoch (0.58 s vs 7.1 s, digits, dino).
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // max(args.threads, 1))
     jobs = min(jobs, len(configs))
-    spec = comparison_spec(methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads)
+    spec = comparison_spec(
+        methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads, log=args.log
+    )
     views = augment_text(configs)
     for line in expansions(default_methods(args.epochs), args.objectives):
         print(line, flush=True)
@@ -306,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--no-progress", action="store_true", help="no progress bars")
     cmp_.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        metavar="BACKEND",
+        help="live metrics of every run, in its run folder: tensorboard (extra [tensorboard]) "
+        "or wandb (extra [wandb]); repeatable",
+    )
+    cmp_.add_argument(
         "--reuse-stale",
         action="store_true",
         help="keep finished runs written by other code (default: rerun them, saying so)",
@@ -357,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--claims", help="claims file (default: experiments/claims.toml)")
     rep.add_argument(
         "--experiments", help="specs of result folders without a manifest (default: experiments/)"
+    )
+    rep.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="include finished runs written by other code (default: leave them out, saying so)",
     )
     rep.set_defaults(func=_report)
     return parser

@@ -252,11 +252,13 @@ def comparison_spec(
     *,
     jobs: int = 1,
     threads: int = 1,
+    log: list[str] | tuple[str, ...] = (),
 ) -> SweepSpec:
     """The sweep spec of a comparison, as ``experiments/01_*.toml`` writes one down: the
     shared settings in ``[base]``, one ``[zip]`` row per method (label, objective, its
     objective config and run-level keys such as ``reset_period``), the seeds, and the local
-    pool with ``jobs`` workers of ``threads`` torch threads.
+    pool with ``jobs`` workers of ``threads`` torch threads; ``log`` names the live-metrics
+    backends each run logs to in its run folder (``executor.log``).
 
     Its runs are :func:`plan_runs`'s configs (same run ids, so the same run folders).
     """
@@ -294,6 +296,8 @@ def comparison_spec(
             "max_num_timeout": 0,
         },
     }
+    if log:  # only then: the spec (and its hash) of a comparison without it is unchanged
+        data["executor"]["log"] = list(dict.fromkeys(log))
     return parse_spec(data, source="sslobj compare")
 
 
@@ -313,7 +317,7 @@ def run_comparison(
     Every run is seeded, so the results do not depend on how many run at once. The folder is
     locked meanwhile; a table of another comparison found there is replaced, and said so.
     """
-    from sslobjectives.results import write_report
+    from sslobjectives.results import stale_note, write_report
     from sslobjectives.sweep.submission import FolderLock, submit
     from sslobjectives.train.rundir import RunDir
 
@@ -363,18 +367,20 @@ def run_comparison(
             wanted = {r.run_id for r in runs}
             # Each run's result from its own folder, checked to be its own: a result.json
             # copied from another run is an error naming the file, never a second copy of it.
-            results = []
+            results, stale = [], []
             for r in runs:
                 files = RunDir.for_config(out_dir, r.config)
                 result = files.result(expect=r.config)
                 if result is not None and result.get("status") == "done":
                     result["_path"] = str(files.result_path)
                     results.append(result)
+                    if stale_reason(result) is not None:  # kept: reuse_stale
+                        stale.append(f"{r.config.display_name} s{r.config.seed}")
             note = _replaced_report_note(out_dir, wanted)
             if note:
                 log(note)
             if results:
-                written = write_report(results, out_dir)
+                written = write_report(results, out_dir, notes=[stale_note(stale, True)])
             else:
                 written = {"rows": [], "table": None, "plots": []}
     finally:

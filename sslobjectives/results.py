@@ -64,6 +64,33 @@ METHOD_KEYS = (
 )
 
 
+#: How many stale runs a note names before "and N more".
+STALE_NAMES_SHOWN = 4
+
+
+def stale_note(names: Sequence[str], included: bool) -> str:
+    """One line on the finished runs whose result was written by other code than this one
+    (:func:`~sslobjectives.train.rundir.stale_reason`): left out of every table, CSV, figure
+    and verdict by default, kept with ``--reuse-stale``; ``""`` when there are none.
+
+    >>> print(stale_note(["dino s0", "bits s1"], included=False))
+    2 stale results (written by other code) excluded: dino s0, bits s1; --reuse-stale includes them
+    >>> for part in stale_note(["a s0", "a s1", "a s2", "b s0", "b s1"], True).split(": "):
+    ...     print(part)
+    5 stale results (written by other code) included (--reuse-stale)
+    a s0, a s1, a s2, b s0 and 1 more
+    """
+    if not names:
+        return ""
+    shown = ", ".join(names[:STALE_NAMES_SHOWN])
+    more = len(names) - STALE_NAMES_SHOWN
+    shown += f" and {more} more" if more > 0 else ""
+    what = f"{len(names)} stale result{'s' if len(names) != 1 else ''} (written by other code)"
+    if included:
+        return f"{what} included (--reuse-stale): {shown}"
+    return f"{what} excluded: {shown}; --reuse-stale includes them"
+
+
 def load_results(paths: Iterable[str | Path], status: str | None = "done") -> list[dict]:
     """Every ``result.json`` under the given directories (or the files themselves)."""
     out = []
@@ -466,11 +493,13 @@ def write_report(
     varied: Iterable[str] = (),
     baselines: bool = True,
     supervised: bool = True,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Check comparability, then write ``runs.csv``, ``summary.csv`` (with the baseline rows),
     ``table.txt`` and the PNG plots into ``out_dir``; return the rows, the baseline rows and
     the table text. ``baselines`` adds the raw, untrained and (with ``supervised``) supervised
-    rows, computed once and cached in ``out_dir/baselines/``, and the validity gate."""
+    rows, computed once and cached in ``out_dir/baselines/``, and the validity gate. ``notes``
+    (e.g. :func:`stale_note`) are lines under the table, each starting ``note:``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_comparable(results, varied)
@@ -482,6 +511,7 @@ def write_report(
         except ValueError as err:  # e.g. a plug-in objective that no longer loads
             note = f"\nno baselines: these results' config cannot be rebuilt ({err})"
     table = format_table([*rows, *base_rows], by) + note
+    table += "".join(f"\nnote: {n}" for n in notes if n)
     write_runs_csv(results, out_dir / "runs.csv")
     write_summary_csv(
         [{**r, "not_beaten": "; ".join(r.get("not_beaten", []))} for r in rows] + base_rows,

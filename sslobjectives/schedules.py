@@ -8,15 +8,23 @@ instead of recomputing formulas inside the loop:
   cosine decay to ``min_lr`` [SGDR, arXiv 1608.03983; DINO, arXiv 2104.14294];
 - weight decay: cosine from ``weight_decay`` to ``weight_decay_end`` (DINO);
 - EMA momentum: cosine from ``momentum_base`` to ``momentum_final`` [BYOL, arXiv 2006.07733];
-- the prototype layer is frozen for the first ``freeze_last_layer_epochs`` epochs (DINO).
+- the prototype layer is frozen for the first ``freeze_last_layer_epochs`` epochs (DINO);
+- teacher temperature: linear warm-up from ``warmup_teacher_temp`` to ``teacher_temp`` over
+  ``warmup_teacher_temp_epochs``, then constant (DINO): :class:`TeacherTempSchedule`, built
+  from the objective's config (``RunSchedules.for_run(config, spe, objective.config)``) and
+  handed to the objective (``Objective.use_schedules``), so the trainer never knows which
+  objective it runs. An objective used on its own builds the same schedule from its config.
 
-The teacher-temperature warm-up is the objective's own (``TeacherTempSchedule``): it is part of
-the objective's config and state, and the trainer never knows which objective it runs.
+Both warm-ups are :func:`linear_warmup`. The teacher temperature is evaluated at the
+fractional epoch the caller passes (``epoch + it / steps_per_epoch``), as the objective
+contract has it, rather than read from a per-step table.
 
 >>> [round(cosine(s, 4, 1.0, 0.0), 3) for s in range(5)]
 [1.0, 0.854, 0.5, 0.146, 0.0]
 >>> warmup_cosine(0, 10, 2, 1.0, 0.0), warmup_cosine(1, 10, 2, 1.0, 0.0)
 (0.5, 1.0)
+>>> linear_warmup(1, 4, 0.0, 2.0), linear_warmup(9, 4, 0.0, 2.0)
+(0.5, 2.0)
 """
 
 from __future__ import annotations
@@ -34,17 +42,84 @@ def cosine(step: int, total: int, start: float, end: float) -> float:
     return end + (start - end) * (1 + math.cos(math.pi * t)) / 2
 
 
+def linear_warmup(t: float, length: float, start: float, end: float) -> float:
+    """The straight line from ``start`` (``t = 0``) to ``end`` (``t = length``), then ``end``.
+
+    ``start + (end - start) * t / length``, evaluated in that order (the lr and
+    teacher-temperature values of earlier versions are reproduced bit for bit,
+    ``tests/test_schedules.py``); ``t`` past ``length`` gives ``end``.
+    """
+    if t > length:
+        return end
+    return start + (end - start) * t / length
+
+
 def warmup_cosine(step: int, total: int, warmup: int, peak: float, end: float) -> float:
-    """Linear warm-up to ``peak`` over the first ``warmup`` steps (``peak (step+1)/warmup``),
-    then :func:`cosine` from ``peak`` to ``end`` over the remaining ``total - warmup``."""
+    """:func:`linear_warmup` from 0 to ``peak`` over the first ``warmup`` steps (step ``s``
+    gets ``peak (s+1)/warmup``), then :func:`cosine` from ``peak`` to ``end`` over the
+    remaining ``total - warmup``."""
     if step < warmup:
-        return peak * (step + 1) / warmup
+        return linear_warmup(step + 1, warmup, 0.0, peak)
     return cosine(step - warmup, total - warmup, peak, end)
+
+
+def _check_number(value: object, name: str, low: float, strict: bool) -> None:
+    """One-line ``ValueError`` unless ``value`` is a finite number ``> low`` (``>=`` when
+    not ``strict``); ``true``/``false`` are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < low or (strict and value == low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TeacherTempSchedule:
+    """Linear warm-up of the teacher temperature, then constant [DINO, arXiv 2104.14294].
+
+    Defaults 0.04 -> 0.07 over 30 epochs are DINO's ViT recipe. ``epoch`` may be fractional
+    (``step / steps_per_epoch``); ``None`` means after the warm-up. The value is
+    :func:`linear_warmup` at the warm-up's progress ``epoch / warmup_epochs`` (length 1),
+    rounded to 12 decimals.
+
+    >>> TeacherTempSchedule(0.04, 0.07, 30)(15)
+    0.055
+    >>> TeacherTempSchedule(0.04, 0.07, 30)(None)
+    0.07
+    """
+
+    warmup_teacher_temp: float = 0.04
+    teacher_temp: float = 0.07
+    warmup_epochs: float = 30
+
+    def __post_init__(self) -> None:
+        _check_number(self.warmup_teacher_temp, "warmup_teacher_temp", 0.0, strict=True)
+        _check_number(self.teacher_temp, "teacher_temp", 0.0, strict=True)
+        _check_number(self.warmup_epochs, "warmup_epochs", 0.0, strict=False)
+
+    @classmethod
+    def of(cls, config: object) -> TeacherTempSchedule | None:
+        """The schedule of an objective config with ``warmup_teacher_temp``, ``teacher_temp``
+        and ``warmup_teacher_temp_epochs`` (the clustering objectives'), or None."""
+        keys = ("warmup_teacher_temp", "teacher_temp", "warmup_teacher_temp_epochs")
+        if not all(hasattr(config, key) for key in keys):
+            return None
+        return cls(*(getattr(config, key) for key in keys))
+
+    def __call__(self, epoch: float | None) -> float:
+        if epoch is None or epoch >= self.warmup_epochs:
+            return self.teacher_temp
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        progress = epoch / self.warmup_epochs
+        return round(linear_warmup(progress, 1.0, self.warmup_teacher_temp, self.teacher_temp), 12)
 
 
 @dataclass(frozen=True)
 class RunSchedules:
     """The per-step values of one run; index with the global step ``epoch * spe + it``.
+
+    ``teacher_temp`` is the run objective's :class:`TeacherTempSchedule` (None when its
+    objective has no teacher temperature), called with the fractional epoch.
 
     >>> s = RunSchedules.build(epochs=2, steps_per_epoch=3, lr=1.0, min_lr=0.0, warmup_epochs=1,
     ...                        weight_decay=0.0, weight_decay_end=1.0, momentum_base=0.5,
@@ -60,6 +135,7 @@ class RunSchedules:
     momentum: tuple[float, ...]
     steps_per_epoch: int
     freeze_last_layer_epochs: int = 0
+    teacher_temp: TeacherTempSchedule | None = None
 
     @classmethod
     def build(
@@ -75,6 +151,7 @@ class RunSchedules:
         momentum_base: float,
         momentum_final: float,
         freeze_last_layer_epochs: int = 0,
+        teacher_temp: TeacherTempSchedule | None = None,
     ) -> RunSchedules:
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
@@ -92,11 +169,15 @@ class RunSchedules:
             momentum=tuple(cosine(s, total, momentum_base, momentum_final) for s in steps),
             steps_per_epoch=steps_per_epoch,
             freeze_last_layer_epochs=freeze_last_layer_epochs,
+            teacher_temp=teacher_temp,
         )
 
     @classmethod
-    def for_run(cls, config, steps_per_epoch: int) -> RunSchedules:
-        """The schedules of a :class:`~sslobjectives.train.config.RunConfig`."""
+    def for_run(cls, config, steps_per_epoch: int, objective_config=None) -> RunSchedules:
+        """The schedules of a :class:`~sslobjectives.train.config.RunConfig`; the teacher
+        temperature's from ``objective_config``, the run objective's config built from
+        ``config.resolved_objective_cfg()`` (whose warm-up length is
+        ``teacher_temp_warmup_frac * epochs`` unless the objective config sets it)."""
         return cls.build(
             epochs=config.epochs,
             steps_per_epoch=steps_per_epoch,
@@ -108,6 +189,7 @@ class RunSchedules:
             momentum_base=config.momentum_base,
             momentum_final=config.momentum_final,
             freeze_last_layer_epochs=config.freeze_last_layer_epochs,
+            teacher_temp=TeacherTempSchedule.of(objective_config),
         )
 
     def freeze_last_layer(self, epoch: int) -> bool:

@@ -562,7 +562,10 @@ def test_compare_reruns_results_of_other_code_unless_asked(tmp_path, capsys, mon
     first = run.result()
     capsys.readouterr()
     assert main([*argv, "--reuse-stale"]) == 0
-    assert "1 finished runs come from other code (dino s0): kept" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "1 finished runs come from other code (dino s0): kept" in out_text
+    note = "note: 1 stale result (written by other code) included (--reuse-stale): dino s0"
+    assert note in out_text and note in (out / "table.txt").read_text()
     assert run.result() == first
     assert main(argv) == 0
     assert "rerun (--reuse-stale keeps them)" in capsys.readouterr().out

@@ -159,6 +159,48 @@ def test_runs_in_a_process_pool_equal_runs_in_this_process(tmp_path, capsys):
     assert "must be a positive integer, got '0'" in capsys.readouterr().err
 
 
+def test_compare_logs_every_run_to_tensorboard_in_its_run_folder(tmp_path, capsys):
+    """--log tensorboard: each run, trained in a pool worker, writes its own event files,
+    opened and closed around the run (closed: every epoch's value is on disk)."""
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--objectives", "dino", "bits-fixed", "--seeds", "1", *TINY_SET]
+    argv += ["--epochs", "2", "--jobs", "2", "--no-progress", "--out", str(out)]
+    assert main([*argv, "--log", "tensorboard"]) == 0
+    runs = sorted(p.parent for p in out.glob("runs/*/result.json"))
+    assert len(runs) == 2
+    for run in runs:
+        assert list((run / "tensorboard").glob("events.out.tfevents.*")), run
+        history = json.loads((run / "result.json").read_text())["history"]
+        acc = EventAccumulator(str(run / "tensorboard"))
+        acc.Reload()
+        knn = [(e.step, e.value) for e in acc.Scalars("epoch/knn")]
+        assert knn == [(i + 1, pytest.approx(h["knn"])) for i, h in enumerate(history)]
+        assert acc.Scalars("final/knn")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["submissions"][-1]["executor"]["log"] == ["tensorboard"]
+
+
+def test_compare_refuses_a_missing_or_misspelt_log_backend_before_any_run(
+    tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--objectives", "dino", "--seeds", "1", *TINY_SET, "--out", str(out)]
+    for backend, fragment in [
+        ("tensorbord", "unknown log backend 'tensorbord' (did you mean 'tensorboard'?)"),
+        ("wandb", "pip install 'sslobjectives[wandb]'"),
+    ]:
+        monkeypatch.setitem(sys.modules, "wandb", None)  # as if the extra were not installed
+        capsys.readouterr()
+        assert main([*argv, "--log", backend]) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert line.startswith("sslobj compare: ") and fragment in line
+        assert "runs (" not in captured.out and not out.exists()  # nothing started
+
+
 def test_compare_cli_rejects_unknown_keys(capsys):
     assert main(["compare", "--set", "bits.bta=1", "--no-progress"]) == 2
     assert "did you mean 'beta'" in capsys.readouterr().err

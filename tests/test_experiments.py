@@ -36,6 +36,7 @@ from sslobjectives.report import (
 )
 from sslobjectives.results import _flatten
 from sslobjectives.sweep import load_spec, parse_spec, plan, submit
+from sslobjectives.train.rundir import code_version
 
 try:
     import tomllib
@@ -207,7 +208,8 @@ def test_pair_and_expect_verdicts():
 
 
 def _fake_sweep(root: Path, name: str, runs: list[dict], by: list[str], zip_keys=()) -> Path:
-    """A sweep directory by hand: manifest + result.json per run."""
+    """A sweep directory by hand: manifest + result.json per run (written by this code unless
+    a run gives its ``code``)."""
     out = root / name
     manifest_runs = []
     for i, r in enumerate(runs):
@@ -230,6 +232,7 @@ def _fake_sweep(root: Path, name: str, runs: list[dict], by: list[str], zip_keys
             "history": r.get("history", []),
             "runtime_s": 1.0,
             "split": {"train_hash": "x"},
+            "code": r.get("code", code_version()),
         }
         if result["status"] == "failed":
             result["error"] = "epoch 0, step 3: loss is not finite"
@@ -312,6 +315,56 @@ def test_report_verdicts_on_hand_made_results(tmp_path):
     ]  # fmt: skip
     assert "![the claims' metrics per group" in text
     assert (tmp_path / "docs" / "figures" / "fake" / "claims.png").stat().st_size > 10_000
+
+
+OTHER_CODE = {"version": "9.9.9", "commit": "0123456789abcdef", "dirty": False}
+
+
+def test_results_of_other_code_are_left_out_of_the_report_unless_asked(tmp_path, capsys):
+    runs = [
+        {"label": label, "seed": s, "config": {}, "final": {"map": m + 0.01 * s}}
+        for s in range(3)
+        for label, m in (("a", 0.8), ("b", 0.5))
+    ]
+    # two more seeds of b, from other code, that would turn the verdict round
+    runs += [
+        {"label": "b", "seed": s, "config": {}, "final": {"map": 0.99}, "code": OTHER_CODE}
+        for s in (3, 4)
+    ]
+    out = _fake_sweep(tmp_path, "exp", runs, by=["label"])
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        '[exp]\n[[exp.claims]]\ntext = "a"\nmetric = "map"\npairs = [["a", "b"]]\n'
+    )
+    md = tmp_path / "R.md"
+    argv = ["report", str(out), "-o", str(md), "--claims", str(claims)]
+    capsys.readouterr()
+    assert main(argv) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        "sslobj report: 2 stale results (written by other code) excluded: exp: b s3, "
+        "exp: b s4; --reuse-stale includes them"
+    )
+    text = md.read_text()
+    assert "8 planned: 6 done (0 collapsed), 0 failed, 0 not run, 2 stale (excluded)" in text
+    assert "- **2 stale results (written by other code) excluded: b s3, b s4; " in text
+    assert "| b | 3 | 0.510 ± " in text  # the table: this code's three seeds only
+    assert "a vs b: 0.810 ± 0.025 (n=3) vs 0.510 ± 0.025 (n=3) → **" in text  # the verdict
+    exp = load_experiment(out)
+    assert [r.seed for r in exp.stale] == [3, 4] and len(exp.done) == 6
+    assert all("9.9.9" in r.stale for r in exp.stale)
+
+    assert main([*argv, "--reuse-stale"]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert "2 stale results (written by other code) included (--reuse-stale)" in line
+    text = md.read_text()
+    assert "8 planned: 8 done (0 collapsed), 0 failed, 0 not run\n" in text
+    assert "- **2 stale results (written by other code) included (--reuse-stale): b s3, b s4**" in (
+        text
+    )
+    assert "| b | 5 | " in text and "(n=5) → **" in text
+    assert "--reuse-stale" in text.splitlines()[2]  # the command that wrote it
+    assert len(load_experiment(out, reuse_stale=True).done) == 8
 
 
 def test_pairs_are_judged_per_setting_of_the_other_varied_keys(tmp_path):

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sslobjectives.heads import BinaryHead, DINOHead
-from sslobjectives.schedules import RunSchedules, cosine
+from sslobjectives.objectives import build
+from sslobjectives.schedules import RunSchedules, TeacherTempSchedule, cosine
 from sslobjectives.teacher import cosine_momentum
 from sslobjectives.train import RunConfig
 
@@ -55,6 +56,75 @@ def test_schedules_equal_the_old_per_step_values(epochs, spe, warmup, lr, base):
     for e in range(epochs):
         assert s.epoch_lr(e) == _old_lr_at(cfg, (e + 1) * spe - 1, spe)
         assert s.freeze_last_layer(e) == (e < cfg.freeze_last_layer_epochs)
+
+
+def _old_teacher_temp(warm, final, length, epoch):
+    """The objective's own TeacherTempSchedule before it was built in schedules.py."""
+    if epoch is None or epoch >= length:
+        return final
+    frac = epoch / length
+    return round(warm + frac * (final - warm), 12)
+
+
+_TEMPS = st.floats(1e-3, 1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    warm=_TEMPS,
+    final=_TEMPS,
+    length=st.one_of(st.sampled_from([0, 1, 30, 0.3, 0.9, 2.4]), st.floats(0.0, 100.0)),
+    spe=st.integers(1, 64),
+    epochs=st.integers(1, 40),
+)
+def test_teacher_temp_equals_the_old_values_bit_for_bit(warm, final, length, spe, epochs):
+    sched = TeacherTempSchedule(warm, final, length)
+    epochs_seen = [e + it / spe for e in range(epochs) for it in range(spe)]
+    for epoch in [*epochs_seen, length, length / 2, None]:
+        assert sched(epoch) == _old_teacher_temp(warm, final, length, epoch), epoch
+
+
+@pytest.mark.parametrize("objective", ["dino", "kl_inverse_prior", "sinkhorn"])
+@pytest.mark.parametrize(
+    ("epochs", "frac", "spe"), [(10, 0.3, 7), (3, 0.3, 25), (5, 0.5, 3), (20, 1.0, 1), (4, 0.0, 9)]
+)
+def test_the_run_schedules_teacher_temp_is_the_objectives_old_one(objective, epochs, frac, spe):
+    """RunConfig's teacher_temp_warmup_frac path: the run's schedules (built once, handed to
+    the objective) give the temperature the objective computed itself before, at every step."""
+    cfg = RunConfig(objective=objective, epochs=epochs, teacher_temp_warmup_frac=frac)
+    obj = build(objective, **cfg.resolved_objective_cfg())
+    s = RunSchedules.for_run(cfg, spe, obj.config)
+    obj.use_schedules(s)
+    assert obj.teacher_temp is s.teacher_temp
+    length = round(frac * epochs, 6)
+    assert s.teacher_temp == TeacherTempSchedule(0.04, 0.07, length)
+    views = [torch.randn(4, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    for step in range(epochs * spe):
+        epoch = step // spe + (step % spe) / spe  # as the trainer passes it
+        old = _old_teacher_temp(0.04, 0.07, length, epoch)
+        assert s.teacher_temp(epoch) == old
+        if step % spe == 0:
+            out = obj(views, views[:2], epoch=epoch, stats=True)
+            assert float(out.stats["teacher_temp"]) == float(torch.tensor(old))
+    assert obj.final_stats(torch.randn(6, 8))["teacher_temp"] == 0.07
+
+
+def test_objectives_without_a_teacher_temperature_have_none_in_the_run_schedules():
+    for name in ("bits", "simdino"):
+        cfg = RunConfig(objective=name)
+        obj = build(name, **cfg.resolved_objective_cfg())
+        s = RunSchedules.for_run(cfg, 3, obj.config)
+        assert s.teacher_temp is None
+        obj.use_schedules(s)  # ignored
+    assert RunSchedules.for_run(RunConfig(), 3).teacher_temp is None
+
+
+def test_an_objective_on_its_own_builds_its_schedule_once_from_its_config():
+    obj = build("dino", warmup_teacher_temp=0.02, teacher_temp=0.06, warmup_teacher_temp_epochs=4)
+    assert obj.teacher_temp == TeacherTempSchedule(0.02, 0.06, 4)
+    views = [torch.randn(4, 8) for _ in range(2)]
+    out = obj(views, views, epoch=2, stats=True)
+    assert float(out.stats["teacher_temp"]) == pytest.approx(0.04)
 
 
 def test_cosine_endpoints_and_clipping():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -134,12 +135,63 @@ def test_objective_parameters_are_checked_per_run_and_reported_once(tmp_path):
         ("[sweep]\nseeds = [0]\n[base]\n", "name is required"),
         ('[sweep]\nname = "x"\nseeds = "0"\n[base]\n', "seeds must be a non-empty list"),
         ("[sweep\n", "not valid TOML"),
+        (
+            '[sweep]\nname = "x"\n[base]\n[executor]\nlog = ["tensorbord"]\n',
+            "executor.log: unknown log backend 'tensorbord' (did you mean 'tensorboard'?)",
+        ),
+        ('[sweep]\nname = "x"\n[base]\n[executor]\nlog = 1\n', "a backend name or a list"),
     ],
 )
 def test_single_problems(tmp_path, body, fragment):
     with pytest.raises(SpecError, match="problem") as info:
         load_spec(write_spec(tmp_path / "s.toml", body))
     assert fragment in str(info.value)
+
+
+def test_a_table_axis_and_a_dotted_axis_into_the_same_table_combine(tmp_path):
+    """Experiment 6's shape: a whole objective_cfg per zip row, crossed with a dotted grid axis
+    (before, the row's table replaced the grid's value and the temperatures collapsed)."""
+    spec = load_spec(
+        write_spec(
+            tmp_path / "t.toml",
+            """
+            [sweep]
+            name = "t"
+            seeds = [0]
+            [base]
+            [grid]
+            "objective_cfg.teacher_temp" = [0.02, 0.2]
+            [zip]
+            label = ["batch-centre", "running-prior"]
+            objective = ["dino", "kl_inverse_prior"]
+            objective_cfg = [{center_momentum = 0.0}, {prior_momentum = 0.9}]
+            """,
+        )
+    )
+    got = [(r.config.label, r.config.objective_cfg) for r in spec.expand()]
+    assert got == [
+        ("batch-centre", {"center_momentum": 0.0, "teacher_temp": 0.02}),
+        ("running-prior", {"prior_momentum": 0.9, "teacher_temp": 0.02}),
+        ("batch-centre", {"center_momentum": 0.0, "teacher_temp": 0.2}),
+        ("running-prior", {"prior_momentum": 0.9, "teacher_temp": 0.2}),
+    ]
+    assert spec.group_by == [
+        "objective_cfg.teacher_temp",
+        "label",
+        "objective",
+        "objective_cfg.center_momentum",
+        "objective_cfg.prior_momentum",
+    ]
+
+
+def test_executor_log_names_backends_and_leaves_specs_without_it_unchanged(tmp_path):
+    body = '[sweep]\nname = "x"\n[base]\n[executor]\n'
+    plain = load_spec(write_spec(tmp_path / "a.toml", body))
+    one = load_spec(write_spec(tmp_path / "b.toml", body + 'log = "tensorboard"\n'))
+    both = load_spec(write_spec(tmp_path / "c.toml", body + 'log = ["tensorboard", "wandb"]\n'))
+    assert plain.executor.log == () and one.executor.log == ("tensorboard",)
+    assert both.executor.log == ("tensorboard", "wandb")
+    assert plain.spec_hash == load_spec(write_spec(tmp_path / "d.toml", body)).spec_hash
 
 
 def test_plan_is_grid_product_times_zip_rows_times_seeds(tmp_path):
@@ -260,6 +312,28 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
         assert (out / name).exists(), name
     assert not (out / "submitit" / "%j").exists()  # no stray folder of submitit's pattern
 
+    # a result of other code is left out of the table and CSVs unless --reuse-stale
+    bits_result = status(out)[1].run_dir / "result.json"
+    original = bits_result.read_bytes()
+    data = json.loads(original)
+    data["code"] = {"version": "9.9.9", "commit": None, "dirty": None}
+    bits_result.write_text(json.dumps(data))
+    note = "1 stale result (written by other code) excluded: bits 'x' s0 ("
+    assert main(["sweep", "collect", str(out)]) == 0
+    got = capsys.readouterr()
+    [line] = got.err.splitlines()
+    assert line.startswith(f"sslobj sweep collect: {note}")
+    assert line.endswith("; --reuse-stale includes them")
+    assert f"note: {note}" in got.out and f"note: {note}" in (out / "table.txt").read_text()
+    assert "1 finished runs" in got.out
+    assert "bits" not in (out / "runs.csv").read_text()
+    assert "bits 'x'" not in (out / "summary.csv").read_text()
+    assert main(["sweep", "collect", str(out), "--reuse-stale"]) == 0
+    got = capsys.readouterr()
+    assert "included (--reuse-stale): bits 'x' s0" in got.err and "2 finished runs" in got.out
+    assert "bits 'x'" in (out / "runs.csv").read_text()
+    bits_result.write_bytes(original)
+
     # submitting again submits nothing
     report = submit(load_spec(spec_path), out)
     assert report.submitted == [] and set(report.skipped.values()) == {"done"}
@@ -281,6 +355,45 @@ def test_debug_executor_end_to_end_and_resubmit_redoes_only_the_missing_run(tmp_
 
 
 # ------------------------------------------------------------------------------ local
+
+
+def test_a_spec_with_executor_log_writes_each_runs_events_in_its_folder(tmp_path, capsys):
+    """The debug executor (SweepRun in this process): the same loggers as compare's pool."""
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    spec = write_spec(
+        tmp_path / "log.toml",
+        """
+        [sweep]
+        name = "logged"
+        seeds = [0]
+        [base]
+        epochs = 1
+        objective = "dino"
+        [executor]
+        kind = "debug"
+        log = ["tensorboard"]
+        """,
+    )
+    out = tmp_path / "out"
+    assert main(["sweep", "submit", str(spec), "--out", str(out)]) == 0
+    (run,) = status(out)
+    assert list((run.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_submit_refuses_a_log_backend_that_is_not_installed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if the [wandb] extra were missing
+    spec = write_spec(
+        tmp_path / "log.toml",
+        '[sweep]\nname = "w"\nseeds = [0]\n[base]\nepochs = 1\n[executor]\nkind = "debug"\n'
+        'log = "wandb"\n',
+    )
+    capsys.readouterr()
+    assert main(["sweep", "submit", str(spec), "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "sslobj sweep: --log wandb needs the wandb package: pip install 'sslobjectives[wandb]'"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def _epoch_seconds(config: dict, epochs: int = 3) -> tuple[float, float]:

@@ -173,6 +173,12 @@ def test_teacher_temperature_warmup_scales_with_epochs():
     assert "warmup_teacher_temp_epochs" not in tiny(objective="bits").resolved_objective_cfg()
 
 
+def test_the_trainer_hands_the_objective_the_runs_teacher_temperature_schedule(tmp_path):
+    trainer = Trainer(tiny(objective="kl_inverse_prior", epochs=10), tmp_path, progress=False)
+    assert trainer.schedules.teacher_temp.warmup_epochs == 3.0
+    assert trainer.objective.teacher_temp is trainer.schedules.teacher_temp
+
+
 def test_final_cluster_entropy_is_read_at_the_teacher_temperature(tmp_path):
     """At temperature 1 the unit-norm prototype logits give a near-uniform posterior whatever
     was learnt (entropy ~ log K); at the teacher's temperature the entropy is informative."""

@@ -19,13 +19,15 @@ ValueError: unknown log backend 'tensorbord' (did you mean 'tensorboard'?); vali
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sslobjectives.suggest import did_you_mean
 
-#: backend name -> module (each holds ``open_logger(run_dir, config) -> RunLogger``)
+#: backend name -> module (each holds ``open_logger(run_dir, config) -> RunLogger``, the
+#: ``LIBRARY`` it imports and the one-line ``INSTALL`` hint when that is missing)
 BACKENDS = {
     "tensorboard": "sslobjectives.live.tensorboard",
     "wandb": "sslobjectives.live.wandb",
@@ -71,21 +73,28 @@ class LoggerGroup(RunLogger):
             logger.close()
 
 
-def check_backends(names: Sequence[str]) -> None:
-    """ValueError naming the nearest backend for an unknown name."""
+def check_backends(names: Sequence[str], installed: bool = True) -> None:
+    """ValueError naming the nearest backend for an unknown name and, with ``installed``, the
+    extra to install for a backend whose library is missing (found without importing it), so
+    that a command can refuse before any run starts."""
     for name in names:
         if name not in BACKENDS:
             raise ValueError(
                 f"unknown log backend {name!r}{did_you_mean(name, BACKENDS)}; "
                 f"valid: {', '.join(BACKENDS)}"
             )
+        backend = importlib.import_module(BACKENDS[name])
+        if installed and importlib.util.find_spec(backend.LIBRARY) is None:
+            raise ValueError(backend.INSTALL)
 
 
 def open_loggers(names: Sequence[str], run_dir: str | Path, config: dict[str, Any]) -> RunLogger:
     """One logger writing to every backend in ``names`` (none: the no-op logger).
 
-    ``config`` is the run's config as a dict (shown by backends that keep one)."""
-    check_backends(names)
+    ``config`` is the run's config as a dict (shown by backends that keep one). A missing
+    library is the backend's ImportError naming its extra (commands check it earlier, with
+    :func:`check_backends`)."""
+    check_backends(names, installed=False)
     loggers = [
         importlib.import_module(BACKENDS[name]).open_logger(Path(run_dir), config)
         for name in dict.fromkeys(names)

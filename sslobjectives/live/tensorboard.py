@@ -14,6 +14,11 @@ from sslobjectives.live import RunLogger, numeric
 
 #: the folder below the run folder that holds the event files
 LOG_DIR = "tensorboard"
+#: the library the backend needs, and what to do when it is missing
+LIBRARY = "tensorboard"
+INSTALL = (
+    "--log tensorboard needs the tensorboard package: pip install 'sslobjectives[tensorboard]'"
+)
 
 
 class TensorBoardLogger(RunLogger):
@@ -21,10 +26,7 @@ class TensorBoardLogger(RunLogger):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ImportError(
-                "--log tensorboard needs the tensorboard package: "
-                "pip install 'sslobjectives[tensorboard]'"
-            ) from None
+            raise ImportError(INSTALL) from None
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
 

@@ -15,15 +15,17 @@ from typing import Any
 
 from sslobjectives.live import RunLogger, numeric
 
+#: the library the backend needs, and what to do when it is missing
+LIBRARY = "wandb"
+INSTALL = "--log wandb needs the wandb package: pip install 'sslobjectives[wandb]'"
+
 
 class WandbLogger(RunLogger):
     def __init__(self, run_dir: Path, config: dict[str, Any]):
         try:
             import wandb
         except ImportError:
-            raise ImportError(
-                "--log wandb needs the wandb package: pip install 'sslobjectives[wandb]'"
-            ) from None
+            raise ImportError(INSTALL) from None
         run_id = str(config.get("run_id") or "") or None
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "sslobjectives"),

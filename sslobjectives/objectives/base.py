@@ -14,14 +14,13 @@ import math
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from sslobjectives import _dist
-from sslobjectives.functional import check_positive
+from sslobjectives.schedules import RunSchedules, TeacherTempSchedule  # noqa: F401 (its old home)
 from sslobjectives.suggest import did_you_mean
 
 
@@ -155,8 +154,8 @@ def value_problem(key: str, value: Any, allowed: tuple[type, ...]) -> str | None
 
 @functools.cache
 def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
-    """Allowed runtime types per annotated field of ``cls``, resolved once per class (the
-    teacher-temperature schedule is rebuilt on every call of a clustering objective)."""
+    """Allowed runtime types per annotated field of ``cls``, resolved once per class (configs
+    are checked every time one is built)."""
     try:
         hints = typing.get_type_hints(cls)
     except Exception:  # a plug-in's unresolvable annotation: its own checks decide
@@ -180,48 +179,14 @@ def check_config_values(config: Any) -> None:
     """Raise ``ValueError`` naming every field of the dataclass ``config`` whose value has
     the wrong type or is not finite (call it first in a Config's ``__post_init__``).
 
-    Skipped while ``torch.compile`` traces: a config built inside a compiled call (the
-    teacher-temperature schedule) derives from one already checked when it was built."""
+    Skipped while ``torch.compile`` traces: a config built inside a compiled call derives
+    from one already checked when it was built."""
     if torch.compiler.is_compiling():
         return
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     problems = value_problems(type(config), values)
     if problems:
         raise ValueError("; ".join(problems))
-
-
-@dataclass(frozen=True)
-class TeacherTempSchedule:
-    """Linear warm-up of the teacher temperature, then constant [DINO, arXiv 2104.14294].
-
-    Defaults 0.04 -> 0.07 over 30 epochs are DINO's ViT recipe. ``epoch`` may be fractional
-    (``step / steps_per_epoch``); ``None`` means after the warm-up.
-
-    >>> TeacherTempSchedule(0.04, 0.07, 30)(15)
-    0.055
-    >>> TeacherTempSchedule(0.04, 0.07, 30)(None)
-    0.07
-    """
-
-    warmup_teacher_temp: float = 0.04
-    teacher_temp: float = 0.07
-    warmup_epochs: float = 30
-
-    def __post_init__(self) -> None:
-        check_config_values(self)
-        check_positive(self.warmup_teacher_temp, "warmup_teacher_temp")
-        check_positive(self.teacher_temp, "teacher_temp")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-
-    def __call__(self, epoch: float | None) -> float:
-        if epoch is None or epoch >= self.warmup_epochs:
-            return self.teacher_temp
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        frac = epoch / self.warmup_epochs
-        value = self.warmup_teacher_temp + frac * (self.teacher_temp - self.warmup_teacher_temp)
-        return round(value, 12)
 
 
 def check_views(student: object, teacher: object) -> tuple[list, list]:
@@ -309,6 +274,12 @@ class Objective(nn.Module):
         if not torch.compiler.is_compiling():
             self._check_finite(out, student, teacher)
         return out
+
+    def use_schedules(self, schedules: RunSchedules) -> None:
+        """Take the run's schedules, built once per run with the lr, weight decay and EMA
+        momentum (``RunSchedules.for_run(config, spe, objective.config)``); the trainer calls
+        it once before the first step. An objective without a scheduled value ignores them
+        (the default); one used on its own keeps what it built from its config."""
 
     def compute(
         self, student: list, teacher: list, epoch: float | None, stats: bool

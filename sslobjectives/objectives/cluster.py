@@ -22,12 +22,8 @@ import torch
 
 from sslobjectives import _dist, diagnostics
 from sslobjectives import functional as Fn
-from sslobjectives.objectives.base import (
-    LossOutput,
-    Objective,
-    TeacherTempSchedule,
-    check_config_values,
-)
+from sslobjectives.objectives.base import LossOutput, Objective, check_config_values
+from sslobjectives.schedules import RunSchedules, TeacherTempSchedule
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,8 @@ class ClusterConfig:
 
     @property
     def schedule(self) -> TeacherTempSchedule:
-        return TeacherTempSchedule(
-            self.warmup_teacher_temp, self.teacher_temp, self.warmup_teacher_temp_epochs
-        )
+        """The teacher-temperature warm-up of these settings (``schedules.py``)."""
+        return TeacherTempSchedule.of(self)
 
 
 class ClusterObjective(Objective):
@@ -64,6 +59,16 @@ class ClusterObjective(Objective):
     head_kind = "cluster"
     #: buffers sized on the first batch (K is only known then)
     lazy_buffers: tuple[str, ...] = ()
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        #: the teacher-temperature schedule, built once: from the config, or the run's
+        self.teacher_temp: TeacherTempSchedule = self.config.schedule
+
+    def use_schedules(self, schedules: RunSchedules) -> None:
+        """Read the teacher temperature from the run's schedules."""
+        if schedules.teacher_temp is not None:
+            self.teacher_temp = schedules.teacher_temp
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in self.lazy_buffers:  # take the saved size before copying into it
@@ -77,7 +82,7 @@ class ClusterObjective(Objective):
 
     def compute(self, student, teacher, epoch, stats) -> LossOutput:
         cfg = self.config
-        temp = cfg.schedule(epoch)
+        temp = self.teacher_temp(epoch)
         joined = torch.cat([t.detach() for t in teacher])
         q = self.teacher_probs(joined, temp)
         loss = Fn.multicrop_cross_entropy(student, list(q.chunk(len(teacher))), cfg.student_temp)
@@ -113,7 +118,7 @@ class ClusterObjective(Objective):
         ``sinkhorn``): either would say nothing about collapse. Hence its own key,
         ``posterior_marginal_entropy``, distinct from the per-step ``marginal_entropy`` of the
         normalised teacher."""
-        temp = self.config.schedule(None)
+        temp = self.teacher_temp(None)
         stats = diagnostics.cluster_stats(torch.softmax(test_out / temp, dim=-1))
         out: dict = {"teacher_temp": temp}
         out["posterior_marginal_entropy"] = float(stats.pop("marginal_entropy"))

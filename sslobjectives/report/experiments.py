@@ -13,7 +13,7 @@ from sslobjectives.results import (
     _flatten,
 )
 from sslobjectives.sweep.spec import _show
-from sslobjectives.train.rundir import RunDir, read_json
+from sslobjectives.train.rundir import RunDir, read_json, stale_reason
 
 # ---------------------------------------------------------------------------- experiments
 
@@ -36,10 +36,16 @@ class Experiment:
     base: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None  # summed per submission, up to its last result.json
     submissions: int = 0
+    reuse_stale: bool = False  # stale results kept (status done) rather than left out
 
     @property
     def done(self) -> list[dict]:
         return [r.result for r in self.runs if r.status == "done"]
+
+    @property
+    def stale(self) -> list[Run]:
+        """The finished runs whose result comes from other code (left out unless kept)."""
+        return [r for r in self.runs if r.stale]
 
     def groups(self) -> list[tuple[dict[str, Any], list[Run]]]:
         """``(values of the grouping keys, runs)`` in the spec's order."""
@@ -51,14 +57,26 @@ class Experiment:
         return list(out.values())
 
 
-def load_experiment(out: str | Path, experiments_dir: str | Path | None = None) -> Experiment:
+def load_experiment(
+    out: str | Path, experiments_dir: str | Path | None = None, reuse_stale: bool = False
+) -> Experiment:
     """Read a sweep directory: its manifest (or, without one, the spec of the same name in
-    ``experiments_dir`` and every ``result.json`` below ``out``)."""
+    ``experiments_dir`` and every ``result.json`` below ``out``). A finished run whose result
+    was written by other code gets status ``stale`` (left out of the report) unless
+    ``reuse_stale`` (then ``done``); either way its :attr:`Run.stale` says so."""
     out = Path(out)
     manifest = read_json(out / "manifest.json")
     if manifest is not None:
-        return _from_manifest(out, manifest)
-    return _from_results(out, Path(experiments_dir or default_claims_path().parent))
+        exp = _from_manifest(out, manifest)
+    else:
+        exp = _from_results(out, Path(experiments_dir or default_claims_path().parent))
+    exp.reuse_stale = reuse_stale
+    for r in exp.runs:
+        if r.status == "done" and r.result is not None:
+            r.stale = stale_reason(r.result)
+            if r.stale and not reuse_stale:
+                r.status = "stale"
+    return exp
 
 
 def _from_manifest(out: Path, m: dict[str, Any]) -> Experiment:

@@ -43,13 +43,18 @@ def _is_number(v: Any) -> bool:
 
 @dataclass
 class Run:
-    """One planned run: its label, flattened config, state and result (when it has one)."""
+    """One planned run: its label, flattened config, state and result (when it has one).
+
+    ``stale`` says why a finished run's result comes from other code than this one (None when
+    it does not); such a run has status ``stale``, outside every table, figure and verdict,
+    unless the report was asked to keep it (``--reuse-stale``: status ``done``)."""
 
     label: str
     seed: int
     config: dict[str, Any]  # flattened: "objective_cfg.beta" etc.
-    status: str  # done | failed | missing
+    status: str  # done | failed | missing | stale
     result: dict[str, Any] | None = None
+    stale: str | None = None
 
     def value(self, key: str) -> Any:
         return self.label if key == "label" else self.config.get(key)

@@ -30,6 +30,7 @@ from sslobjectives.results import (
     apply_gate,
     baselines_for,
     check_comparable,
+    stale_note,
     summarize,
 )
 from sslobjectives.sweep.spec import _show
@@ -164,7 +165,10 @@ def experiment_section(
     lines = [f"## {exp.title or exp.name}", ""]
     n = {s: sum(r.status == s for r in exp.runs) for s in ("done", "failed", "missing")}
     collapsed = [r for r in exp.runs if r.status == "done" and r.result.get("collapsed")]
-    runtime = sum(r.result.get("runtime_s") or 0 for r in exp.runs if r.result)
+    runtime = sum(
+        r.result.get("runtime_s") or 0 for r in exp.runs if r.result and r.status != "stale"
+    )
+    stale = [_run_name(exp, r) for r in exp.stale]
     cwd = Path.cwd()
     lines += [
         f"- sweep `{exp.name}`: spec `{_rel(exp.spec_path, cwd)}` (hash {exp.spec_hash or '-'}), "
@@ -182,7 +186,9 @@ def experiment_section(
         f"{', '.join(f'`{k}`' for k in exp.by)}; base settings: "
         + (", ".join(f"{k} = {json.dumps(v)}" for k, v in exp.base.items()) or "defaults"),
         f"- runs: {len(exp.runs)} planned: {n['done']} done ({len(collapsed)} collapsed), "
-        f"{n['failed']} failed, {n['missing']} not run",
+        f"{n['failed']} failed, {n['missing']} not run"
+        + (f", {len(stale)} stale (excluded)" if stale and not exp.reuse_stale else ""),
+        *([f"- **{stale_note(stale, exp.reuse_stale)}**"] if stale else []),
         "",
     ]
     for r in exp.runs:
@@ -253,9 +259,12 @@ def write_results_report(
     experiments_dir: str | Path | None = None,
     command: str | None = None,
     gate: bool = True,
+    reuse_stale: bool = False,
 ) -> dict[str, Any]:
     """Write the markdown report of the sweeps in ``dirs`` (a directory holding several
-    sweep directories counts as all of them) and its figures; return the verdicts.
+    sweep directories counts as all of them) and its figures; return the verdicts and
+    ``stale_note`` (one line: the results of other code left out, or kept with
+    ``reuse_stale``; ``""`` when there are none; each section says its own).
     ``gate=False`` leaves out the baselines and the validity gate (for results that are not
     runs of this package's configs, e.g. hand-made ones testing the verdict rules)."""
     out = Path(out)
@@ -272,7 +281,7 @@ def write_results_report(
             sweep_dirs.append(d)
         else:
             sweep_dirs += sorted(p.parent for p in d.glob("*/manifest.json"))
-    exps = [load_experiment(d, experiments_dir) for d in sweep_dirs]
+    exps = [load_experiment(d, experiments_dir, reuse_stale=reuse_stale) for d in sweep_dirs]
     order = {e.name: i for i, e in enumerate(exps)}
     exps.sort(key=lambda e: (Path(e.spec_path).name if e.spec_path else "~", order[e.name]))
     fig_root = md_dir / "figures"
@@ -322,7 +331,13 @@ def write_results_report(
         "",
     ]
     out.write_text("\n".join(head + sections).rstrip() + "\n")
-    return {"path": out, "experiments": [e.name for e in exps], "verdicts": verdicts}
+    stale = [f"{e.name}: {_run_name(e, r)}" for e in exps for r in e.stale]
+    return {
+        "path": out,
+        "experiments": [e.name for e in exps],
+        "verdicts": verdicts,
+        "stale_note": stale_note(stale, reuse_stale),
+    }
 
 
 def main(
@@ -330,15 +345,24 @@ def main(
     out: str,
     claims: str | None = None,
     experiments_dir: str | None = None,
+    reuse_stale: bool = False,
 ) -> int:
     command = "sslobj report " + " ".join(dirs) + f" -o {out}"
+    command += " --reuse-stale" if reuse_stale else ""
     try:
         report = write_results_report(
-            dirs, out, claims=claims, experiments_dir=experiments_dir, command=command
+            dirs,
+            out,
+            claims=claims,
+            experiments_dir=experiments_dir,
+            command=command,
+            reuse_stale=reuse_stale,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"sslobj report: {err}", file=sys.stderr)
         return 2
+    if report["stale_note"]:
+        print(f"sslobj report: {report['stale_note']}", file=sys.stderr)
     for name, got in report["verdicts"].items():
         counts: dict[str, int] = {}
         for v in got:

@@ -40,6 +40,11 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
     c = ssub.add_parser("collect", help="table, CSVs and plots of the finished runs")
     c.add_argument("dir", help="sweep directory")
+    c.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="include finished runs written by other code (default: leave them out, saying so)",
+    )
     c.set_defaults(func=_collect)
 
 
@@ -79,12 +84,14 @@ INTERRUPTED = "interrupted — resume with the same command"
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from sslobjectives.live import check_backends
     from sslobjectives.sweep.spec import SpecError
     from sslobjectives.sweep.submission import FolderBusy, submit
     from sslobjectives.train.datacheck import check_data
 
     spec = _load(args.spec)
     try:
+        check_backends(spec.executor.log)  # the libraries of executor.log are installed
         # the data of every run, checked here once before anything is submitted
         for note in check_data(run.config for run in spec.expand()):
             print(note, flush=True)
@@ -152,12 +159,12 @@ def _status(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from sslobjectives.sweep.collection import collect
 
-    report = collect(args.dir)
+    report = collect(args.dir, reuse_stale=args.reuse_stale)
     print(report["table"])
     files = ["runs.csv", "summary.csv", "table.txt", *(Path(p).name for p in report["plots"])]
     print(f"{report['n_done']} finished runs -> {Path(args.dir).resolve()} ({', '.join(files)})")
-    if report.get("n_stale"):
-        print(f"note: {report['n_stale']} of them come from other code (sslobj sweep status)")
+    if report["stale_note"]:
+        print(f"sslobj sweep collect: {report['stale_note']}", file=sys.stderr)
     if report["missing"]:
         print(f"not finished ({len(report['missing'])}): " + "; ".join(report["missing"]))
     return 0

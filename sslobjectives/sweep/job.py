@@ -32,18 +32,22 @@ from sslobjectives.train.rundir import RunAlreadyRunning, RunDir  # noqa: F401  
 
 
 class SweepRun(submitit.helpers.Checkpointable):
-    """Train one run of a sweep: ``SweepRun(threads)(config_dict, run_dir)``.
+    """Train one run of a sweep: ``SweepRun(threads, log)(config_dict, run_dir)``.
 
     Args:
         threads: torch threads per process (the job's ``cpus_per_task``), so that runs
             sharing a node do not oversubscribe it. None leaves torch's default.
+        log: live-metrics backends (the spec's ``executor.log``) the run logs to, in its
+            run folder.
     """
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, log: tuple[str, ...] = ()):
         self.threads = threads
+        self.log = tuple(log)
 
     def __call__(self, config: dict[str, Any], run_dir: str) -> dict[str, Any]:
-        return run_attempt(config, run_dir, threads=self.threads, env=_job_info())
+        log = getattr(self, "log", ())  # a job pickled before the attribute existed
+        return run_attempt(config, run_dir, threads=self.threads, env=_job_info(), log=log)
 
     def checkpoint(self, config: dict[str, Any], run_dir: str) -> Any:
         """Called by submitit on a timeout or preemption (rank 0): requeue the same call.
@@ -73,15 +77,19 @@ def run_attempt(
     threads: int | None,
     env: dict[str, Any],
     on_epoch: Any = None,
+    log: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One attempt of one run (every executor calls this): log its start and end in
     ``attempts.jsonl``, hold the run folder's lock, train with ``resume=True``.
 
     ``env`` is the job's identity (:func:`_job_info`: job id, restarts, task count);
-    ``on_epoch`` goes to :func:`~sslobjectives.train.train`.
+    ``on_epoch`` goes to :func:`~sslobjectives.train.train`. ``log`` names live-metrics
+    backends (:mod:`sslobjectives.live`): rank 0 opens them in the run folder once it holds
+    the run's lock and closes them when the attempt ends, however it ends.
     """
     import torch
 
+    from sslobjectives.live import RunLogger, open_loggers
     from sslobjectives.train import RunConfig, train
     from sslobjectives.train.trainer import DistEnv
 
@@ -109,10 +117,13 @@ def run_attempt(
                     world_size=dist_env.world_size,
                     resume_epoch=files.checkpoint_epoch(),
                 )
+            logger: RunLogger | None = None
             try:
+                if log and dist_env.is_main:
+                    logger = open_loggers(log, run_dir_p, {**cfg.to_dict(), "run_id": cfg.run_id})
                 result = train(
                     cfg, run_dir_p, resume=True, progress=False, dist_env=dist_env,
-                    on_epoch=on_epoch,
+                    on_epoch=on_epoch, logger=logger,
                 )
             except Exception as err:
                 # the reason, as JSON next to the run: `sweep status` reads it there and
@@ -124,6 +135,9 @@ def run_attempt(
                     except OSError:
                         pass  # the folder cannot take it: attempts.jsonl still says why
                 raise
+            finally:  # also when the pool stops the attempt at its time limit
+                if logger is not None:
+                    logger.close()
             wall = time.time() - t0
             if dist_env.is_main:
                 files.log_attempt(

@@ -97,6 +97,8 @@ class LocalPool:
         on_event: called with ``(kind, job, info)`` for ``start`` (``resume_epoch``),
             ``epoch`` (``epoch``, ``loss``, ``knn``), ``requeue`` (``reason``) and ``end``
             (``status``, ``error``).
+        log: live-metrics backends every run logs to in its run folder (opened and closed
+            by the worker around each attempt, :func:`~sslobjectives.sweep.job.run_attempt`).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class LocalPool:
         max_num_timeout: int = 3,
         on_event: Event | None = None,
         poll_s: float = 0.2,
+        log: tuple[str, ...] = (),
     ):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -125,6 +128,7 @@ class LocalPool:
         self.max_num_timeout = max_num_timeout
         self.on_event = on_event or (lambda *_: None)
         self.poll_s = poll_s
+        self.log = tuple(log)
         self.host = socket.gethostname()
         self.workers: list[_Worker] = []
 
@@ -166,7 +170,7 @@ class LocalPool:
         parent_conn, child_conn = ctx.Pipe()
         proc = ctx.Process(
             target=_worker_main,
-            args=(child_conn, os.getpid(), self.threads),
+            args=(child_conn, os.getpid(), self.threads, self.log),
             name="sslobj-pool-worker",
             daemon=True,
         )
@@ -402,7 +406,9 @@ def _redirect(out: str, err: str) -> None:
         os.close(log_fd)
 
 
-def _worker_main(conn, parent_pid: int, threads: int | None) -> None:
+def _worker_main(
+    conn, parent_pid: int, threads: int | None, log: tuple[str, ...] = ()
+) -> None:
     _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the pool decides what happens to the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -446,7 +452,9 @@ def _worker_main(conn, parent_pid: int, threads: int | None) -> None:
             "restarts": restarts,
         }
         try:
-            result = run_attempt(config, run_dir, threads=threads, env=env, on_epoch=on_epoch)
+            result = run_attempt(
+                config, run_dir, threads=threads, env=env, on_epoch=on_epoch, log=log
+            )
         except _TimeLimit:
             files.log_attempt(
                 "checkpoint", job_id=job_id, checkpoint_epoch=files.checkpoint_epoch()

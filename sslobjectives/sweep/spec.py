@@ -28,6 +28,8 @@ Format::
     [zip]                          # axes varied together (equal lengths), crossed with the grid
     label = ["dino", "bits"]
     objective = ["dino", "bits"]
+    objective_cfg = [{center_momentum = 0.0}, {}]   # a whole table per row; a dotted axis
+                                          # into the same table (above) is applied after it
 
     [executor]
     kind = "local"                 # slurm | local | debug
@@ -41,6 +43,8 @@ Format::
     array_parallelism = 2          # runs at once (slurm array %N; local process pool)
     max_num_timeout = 3            # requeues after a timeout before giving up
     signal_delay_s = 30            # USR2 this long before the time limit (local and slurm)
+    log = ["tensorboard"]          # live metrics of each run, in its run folder (sslobj
+                                   # train's --log backends: tensorboard, wandb)
     slurm_signal_delay_s = 30      # a few named SLURM settings (SLURM_SETTINGS), typed:
     slurm_account = "my-account"   # account, qos, constraint, exclude, nodelist, comment, ...
 
@@ -166,6 +170,8 @@ class ExecutorSpec:
     array_parallelism: int = 2
     max_num_timeout: int = 3
     signal_delay_s: int | None = None
+    #: live-metrics backends every run logs to (``sslobjectives.live``), in its run folder
+    log: tuple[str, ...] = ()
     slurm: dict[str, Any] = field(default_factory=dict)  # pass-through, without "slurm_"
 
     @property
@@ -513,6 +519,12 @@ def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
         if key not in fields:
             problems.append(f"executor: unknown key {key!r}{nearest_key(key, valid)}")
             continue
+        if key == "log":
+            found = _log_problems(value)
+            problems += [f"{where}: {p}" for p in found]
+            if not found:
+                kwargs[key] = (value,) if isinstance(value, str) else tuple(value)
+            continue
         kwargs[key] = value
     if "signal_delay_s" in kwargs and "signal_delay_s" in slurm:
         problems.append("executor: set signal_delay_s or slurm_signal_delay_s, not both")
@@ -561,6 +573,21 @@ def _parse_executor(d: dict[str, Any], problems: list[str]) -> ExecutorSpec:
     spec = ExecutorSpec(**kwargs, slurm=slurm)
     problems += spec.problems_for(spec.kind)
     return spec
+
+
+def _log_problems(value: Any) -> list[str]:
+    """What is wrong with an ``executor.log`` value: a backend name or a list of them (whether
+    the backend's library is installed is checked when the sweep is submitted)."""
+    from sslobjectives.live import check_backends
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return [f"must be a backend name or a list of them, got {value!r}"]
+    try:
+        check_backends(names, installed=False)
+    except ValueError as err:
+        return [str(err)]
+    return []
 
 
 def _slurm_value_problems(value: Any, kind: Any) -> list[str]:
@@ -658,8 +685,12 @@ def _config_problems(d: dict[str, Any]) -> list[str]:
 
 
 def _config_dict(base: dict[str, Any], varied: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A run's config: ``base`` with the varied values. Whole settings are set first, then
+    dotted keys, so that a table axis (``objective_cfg = [{center_momentum = 0.0}, {}]``) and
+    a dotted axis into the same table (``"objective_cfg.teacher_temp"``) combine; the dotted
+    value wins where both set a key."""
     d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-    for key, value in varied.items():
+    for key, value in sorted(varied.items(), key=lambda item: "." in item[0]):
         top, _, sub = key.partition(".")
         if sub:
             d[top] = {**d.get(top, {}), sub: value}

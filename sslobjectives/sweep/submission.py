@@ -172,7 +172,9 @@ def _submit_slurm(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
     params.update(ex_spec.slurm)
     executor.update_parameters(**params)
     configs, dirs = _calls(runs, out)
-    jobs = executor.map_array(SweepRun(threads=ex_spec.cpus_per_task), configs, dirs)
+    jobs = executor.map_array(
+        SweepRun(threads=ex_spec.cpus_per_task, log=ex_spec.log), configs, dirs
+    )
     for r, job in zip(runs, jobs, strict=True):
         sub["jobs"][r.run_id] = job.job_id
         report.jobs[r.run_id] = job.job_id
@@ -236,6 +238,7 @@ def _submit_local(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log, 
         signal_delay_s=30 if ex_spec.signal_delay_s is None else ex_spec.signal_delay_s,
         max_num_timeout=ex_spec.max_num_timeout,
         on_event=event,
+        log=ex_spec.log,
     )
     pool.run(jobs)
 
@@ -266,7 +269,7 @@ def _submit_debug(ex_spec: ExecutorSpec, runs, out, manifest, sub, report, log) 
     from submitit import DebugExecutor
 
     executor = DebugExecutor(folder=out / SUBMITIT_DIR / "%j")
-    fn = SweepRun(threads=ex_spec.cpus_per_task)
+    fn = SweepRun(threads=ex_spec.cpus_per_task, log=ex_spec.log)
     configs, dirs = _calls(runs, out)
     log(f"running {len(runs)} runs in this process (debug executor)")
     for i, (r, config, run_dir) in enumerate(zip(runs, configs, dirs, strict=True), 1):

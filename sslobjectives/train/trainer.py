@@ -170,7 +170,8 @@ class Trainer:
                 f"batch_size {config.batch_size} exceeds the {self.data.x_train.shape[0]} "
                 "training images"
             )
-        self.schedules = RunSchedules.for_run(config, self.steps_per_epoch)
+        self.schedules = RunSchedules.for_run(config, self.steps_per_epoch, self.objective.config)
+        self.objective.use_schedules(self.schedules)
         if config.batch_size % self.env.world_size:
             raise ValueError(
                 f"batch_size {config.batch_size} is not divisible by {self.env.world_size} "
