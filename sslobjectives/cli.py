@@ -126,6 +126,7 @@ def _compare(args: argparse.Namespace) -> int:
         apply_overrides,
         augment_text,
         comparison_spec,
+        DEFAULT_EPOCHS,
         default_methods,
         expansions,
         plan_runs,
@@ -136,14 +137,24 @@ def _compare(args: argparse.Namespace) -> int:
     from sslobjectives.live import check_backends
     from sslobjectives.sweep.cli import INTERRUPTED
     from sslobjectives.sweep.submission import FolderBusy
+    from sslobjectives.testbed import recipe_for
     from sslobjectives.train.datacheck import check_data
 
     check_backends(args.log)  # a misspelt or missing backend: one line, before any run
-    base = {"dataset": args.dataset, "backbone": args.backbone, "epochs": args.epochs}
+    # the testbed's recipe under the command line's explicit options and --set
+    recipe = None if args.no_recipe else recipe_for(args.dataset)
+    base = recipe.base() if recipe is not None else {"dataset": args.dataset}
+    if recipe is not None and args.backbone != "cnn":
+        base.pop("backbone_kwargs", None)  # the recipe's strides are the CNN's
+    base["backbone"] = args.backbone
+    if args.epochs is not None or "epochs" not in base:
+        base["epochs"] = args.epochs or DEFAULT_EPOCHS
+    args.epochs = base["epochs"]
     for key in ("batch_size", "n_local", "device", "eval_dataset"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
-    methods = select_methods(default_methods(args.epochs), args.objectives)
+    all_methods = default_methods(args.epochs, recipe)
+    methods = select_methods(all_methods, args.objectives)
     base, methods = apply_overrides(base, methods, args.set)
     configs = plan_runs(methods, args.seeds, base)
     # every data problem in one line (a DataError), then everything else a run would
@@ -158,8 +169,10 @@ def _compare(args: argparse.Namespace) -> int:
         methods, args.seeds, base, args.out, jobs=jobs, threads=args.threads, log=args.log
     )
     views = augment_text(configs)
-    for line in expansions(default_methods(args.epochs), args.objectives):
+    for line in expansions(all_methods, args.objectives):
         print(line, flush=True)
+    if recipe is not None:
+        print(f"{args.dataset}: {recipe.why} (--no-recipe: the library defaults)", flush=True)
     print(
         f"{len(configs)} runs ({len(methods)} objectives x {len(args.seeds)} seeds) on "
         f"{args.dataset} with {args.backbone}, {args.epochs} epochs -> {args.out}",
@@ -271,8 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument(
         "--dataset",
-        default="digits",
-        help="digits, shapes, a .npz file or an image folder (default: digits)",
+        default="shapes-hard",
+        help="shapes-hard (the testbed, run with its recipe), digits (a quick sanity set on "
+        "which pixels already win), shapes, a .npz file or an image folder "
+        "(default: shapes-hard)",
+    )
+    cmp_.add_argument(
+        "--no-recipe",
+        action="store_true",
+        help="on the testbed, run the library defaults instead of its recipe "
+        "(sslobjectives.testbed)",
     )
     cmp_.add_argument(
         "--eval-dataset",
@@ -286,7 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="cnn",
         help="cnn, mlp (the one for (N, D) vectors), vit or timm:<name>",
     )
-    cmp_.add_argument("--epochs", type=_positive, default=30)
+    cmp_.add_argument(
+        "--epochs",
+        type=_positive,
+        help="epochs per run (default: the recipe's, 20 on the testbed; 30 elsewhere)",
+    )
     cmp_.add_argument(
         "--seeds",
         type=_seeds,

@@ -3,7 +3,9 @@
 The default set is the BITS paper's comparison (arXiv 2602.09764, Tables 1-2) plus the
 clustering paper's teacher (arXiv 2605.11870): ``dino``, ``kl_inverse_prior``, ``sinkhorn``,
 ``simdino``, ``bits`` with a fixed head and ``bits`` with a head reset every tenth of
-training (the paper's n = 10 of 100 epochs), 3 seeds each, on ``digits``.
+training (the paper's n = 10 of 100 epochs), 3 seeds each, on the embedded testbed
+``shapes-hard`` with its recipe (:data:`sslobjectives.testbed.TESTBED`: the settings on which
+every objective learns there, each measured; ``--no-recipe`` runs the library defaults).
 
 Both ``bits`` methods run with ``head_kwargs={"logit_norm": "batch"}`` (:data:`BITS_HEAD`): an
 affine-free BatchNorm on the logits, without which the channel stays closed at this scale
@@ -12,8 +14,8 @@ difference from the paper, whose head code is not available to us; it is visible
 bits run's config and id. The paper-like head, ``logit_norm="none"``, stays available in a
 run config or a sweep spec (``head_kwargs = {logit_norm = "none"}``).
 
-``digits`` stays the default data although no objective passes the validity gate on it (the
-raw pixels already beat every objective there): every table shows the baselines and a
+``digits`` is a quick sanity set on which no objective passes the validity gate (the raw
+pixels already beat every objective there): every table shows the baselines and a
 ``learned`` column, so this is visible, not hidden.
 
 The command is a front end to the sweep engine: :func:`comparison_spec` writes the comparison
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sslobjectives.objectives import get as get_objective
 from sslobjectives.objectives import nearest_key
+from sslobjectives.testbed import Recipe
 from sslobjectives.train.config import RunConfig, set_setting
 from sslobjectives.train.rundir import RunDir, run_dir_for, stale_reason
 from sslobjectives.values import parse_value
@@ -60,12 +63,19 @@ def reset_period_for(epochs: int, paper_period: int = 10, paper_epochs: int = 10
     return max(1, round(epochs * paper_period / paper_epochs))
 
 
+#: Epochs of a comparison on data without a recipe (the testbed's recipe sets its own).
+DEFAULT_EPOCHS = 30
+
 #: The bits methods' head: the affine-free BatchNorm on the logits that opens the channel.
 BITS_HEAD = {"logit_norm": "batch"}
 
 
-def default_methods(epochs: int) -> list[Method]:
-    return [
+def default_methods(epochs: int, recipe: Recipe | None = None) -> list[Method]:
+    """The six methods of the comparison; with a ``recipe`` (the testbed's,
+    :data:`sslobjectives.testbed.TESTBED`), each gets its objective family's settings from it
+    (the method's own settings, such as :data:`BITS_HEAD`, on top) and the recipe's per-label
+    settings (``bits-reset``'s period)."""
+    methods = [
         Method("dino", "dino"),
         Method("kl_inverse_prior", "kl_inverse_prior"),
         Method("sinkhorn", "sinkhorn"),
@@ -77,6 +87,17 @@ def default_methods(epochs: int) -> list[Method]:
             run={"reset_period": reset_period_for(epochs), "head_kwargs": dict(BITS_HEAD)},
         ),
     ]
+    if recipe is None:
+        return methods
+    out = []
+    for m in methods:
+        cfg, run = recipe.for_head_kind(get_objective(m.objective).head_kind)
+        for key, value in m.run.items():  # the method's own settings over its family's
+            both = isinstance(value, dict) and isinstance(run.get(key), dict)
+            run[key] = {**run[key], **value} if both else value
+        run.update(recipe.for_label(m.label))  # the recipe's word on this label last
+        out.append(Method(m.label, m.objective, {**cfg, **m.objective_cfg}, run))
+    return out
 
 
 def apply_overrides(

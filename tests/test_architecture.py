@@ -26,6 +26,7 @@ LOWER = (
     "data",
     "models",
     "eval",
+    "testbed",
 )
 
 

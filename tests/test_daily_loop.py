@@ -212,7 +212,8 @@ def test_train_equals_a_run_of_compare_and_rerun_resumes(trained, tmp_path, caps
 
     # compare trains the same config into the same folder name with the same result
     sets = ["head_dim=32", "head_hidden=32", "bottleneck_dim=16"]
-    args = ["compare", "--objectives", "dino", "--seeds", "1", "--epochs", "2", "--n-local", "0"]
+    args = ["compare", "--dataset", "digits", "--objectives", "dino", "--seeds", "1"]
+    args += ["--epochs", "2", "--n-local", "0"]
     args += [x for kv in sets for x in ("--set", kv)] + ["--out", str(tmp_path / "cmp")]
     assert main([*args, "--no-progress"]) == 0
     capsys.readouterr()
