@@ -67,6 +67,56 @@ def read_summary(path: Path) -> list[dict[str, str]]:
     return [r for r in rows if r.get("label") and not r.get("baseline")]
 
 
+def read_baselines(path: Path) -> dict[str, dict[str, str]]:
+    """The baseline and reference rows of ``summary.csv`` by name (``baseline: raw``, ...)."""
+    with open(path, newline="") as fh:
+        return {r["baseline"]: r for r in csv.DictReader(fh) if r.get("baseline")}
+
+
+def _t95(n: int) -> str:
+    """The 97.5% quantile of Student's t with ``n - 1`` degrees of freedom, 2 decimals."""
+    table = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
+    return f"{table[n]:.2f}" if n in table else "about 2"
+
+
+def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) -> str:
+    """What the table says against its floor and ceiling: the baselines' k-NN, each method's
+    margin over the best floor, and which methods passed the validity gate."""
+    names = ("baseline: raw", "baseline: raw-centred", "baseline: untrained")
+    floors = [k for k in names if k in base]
+    if not floors or not rows:
+        return ""
+    best = max(floors, key=lambda k: float(base[k]["knn"]))
+    floor = float(base[best]["knn"])
+    margins = [float(r["knn"]) - floor for r in rows]
+    text = (
+        "Against the same split's baselines: raw pixels k-NN "
+        + " / ".join(f"{float(base[k]['knn']):.3f}" for k in floors if "raw" in k)
+        + " (raw / centred)"
+    )
+    if "baseline: untrained" in base:
+        text += f", the untrained backbone {_pm(base['baseline: untrained'], 'knn')}"
+    if "reference: supervised" in base:
+        text += f", the supervised reference {float(base['reference: supervised']['knn']):.3f}"
+    text += (
+        f"; every method's mean k-NN is {min(margins):.3f}–{max(margins):.3f} above the best "
+        f"of them ({best.split(': ')[1]})."
+    )
+    learned = [r for r in rows if r.get("learned") == "True"]
+    not_learned = [r for r in rows if r.get("learned") == "False"]
+    if learned:
+        text += f" Learned (95% CIs wholly above every floor): {_names(learned)}."
+    if not_learned:
+        why = sorted({r.get("not_beaten") or "?" for r in not_learned})
+        text += (
+            f" Not learned by that rule: {_names(not_learned)} (CI not above "
+            + "; ".join(why)
+            + f"; a 95% t-interval over {not_learned[0].get('n', '?')} seeds is "
+            f"{_t95(int(not_learned[0].get('n') or 0))} standard errors wide each side)."
+        )
+    return text
+
+
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     minutes, secs = divmod(seconds, 60)
@@ -135,7 +185,7 @@ def numbers_paragraph(rows: list[dict[str, str]], measured: dict) -> str:
         overlap = max(lo_b, lo_d) <= min(hi_b, hi_d)
         text += (
             f" The BITS paper's fixed-head pair on mAP (ImageNet, ViT-B/16: `{bits}` {paper_bits} "
-            f"> `{dino}` {paper_dino}) is here `{bits}` {_pm(b, 'map')} vs `{dino}` "
+            f"above `{dino}` {paper_dino}) is here `{bits}` {_pm(b, 'map')} vs `{dino}` "
             f"{_pm(d, 'map')}: in the means {order}, "
             + ("the CIs overlapping" if overlap else "the CIs apart")
             + f" ({b.get('n', '?')} seeds)."
@@ -151,6 +201,7 @@ def render(compare_dir: Path) -> str:
     """The README's block (markers included) from the files of ``compare_dir``."""
     table = (compare_dir / "table.txt").read_text().rstrip("\n")
     rows = read_summary(compare_dir / "summary.csv")
+    gate = gate_paragraph(rows, read_baselines(compare_dir / "summary.csv"))
     measured = json.loads((compare_dir / "measured.json").read_text())
     n_runs = sum(int(r["n"]) for r in rows if r.get("n"))
     jobs = int(measured.get("jobs", 1))
@@ -177,6 +228,9 @@ def render(compare_dir: Path) -> str:
             "```",
             "",
             _fill(numbers_paragraph(rows, measured)),
+        ]
+        + (["", _fill(gate)] if gate else [])
+        + [
             END,
         ]
     )

@@ -123,10 +123,10 @@ def _report(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from sslobjectives.compare import (
+        DEFAULT_EPOCHS,
         apply_overrides,
         augment_text,
         comparison_spec,
-        DEFAULT_EPOCHS,
         default_methods,
         expansions,
         plan_runs,
