@@ -4,8 +4,9 @@ The default set is the BITS paper's comparison (arXiv 2602.09764, Tables 1-2) pl
 clustering paper's teacher (arXiv 2605.11870): ``dino``, ``kl_inverse_prior``, ``sinkhorn``,
 ``simdino``, ``bits`` with a fixed head and ``bits`` with a head reset every tenth of
 training (the paper's n = 10 of 100 epochs), 3 seeds each, on the embedded testbed
-``shapes-hard`` with its recipe (:data:`sslobjectives.testbed.TESTBED`: the settings on which
-every objective learns there, each measured; ``--no-recipe`` runs the library defaults).
+``shapes-hard`` with its recipe (:data:`sslobjectives.testbed.TESTBED`: the settings, each
+measured, with which every objective's mean k-NN there ends 0.10 or more above the raw input
+and the untrained backbone; ``--no-recipe`` runs the library defaults).
 
 Both ``bits`` methods run with ``head_kwargs={"logit_norm": "batch"}`` (:data:`BITS_HEAD`): an
 affine-free BatchNorm on the logits, without which the channel stays closed at this scale
