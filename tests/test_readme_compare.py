@@ -69,10 +69,20 @@ def test_a_stale_readme_fails_the_check_and_is_re_rendered_in_its_block_only(tmp
     b_start, b_end = script.readme_block(before)
     assert after[:start] == before[:b_start] and after[end:] == before[b_end:]
     block = " ".join(after[start:end].split())  # as wrapped
-    assert "retrieval mAP 0.656–0.900 for the cluster" in block
-    assert "0.508–0.950 for the continuous" in block
+    methods = {r["label"]: r for r in rows if not r.get("baseline")}
+
+    def span(labels, key):
+        values = [float(methods[label][key]) for label in labels]
+        return f"{min(values):.3f}–{max(values):.3f}"
+
+    cluster = ("dino", "kl_inverse_prior", "sinkhorn")
+    other = ("simdino", "bits-fixed", "bits-reset")
+    assert f"retrieval mAP {span(cluster, 'map')} for the cluster" in block
+    assert f"{span(other, 'map')} for the continuous" in block
+    assert span(cluster, "map").endswith("0.900") and span(other, "map").endswith("0.950")
     assert "`bits-fixed` 0.950 ± 0.001 vs `dino` 0.900 ± 0.001: in the means the paper's" in block
-    assert "the CIs apart" in block and "k-NN 0.957–0.990" in block
+    assert "the CIs apart" in block and f"k-NN {span(methods, 'knn')}" in block
+    assert span(methods, "knn").endswith("0.990")
     assert script.main(["--check", "--root", str(root)]) == 0
 
 
