@@ -16,9 +16,9 @@ block is not what this script renders from the committed files.
     python scripts/regenerate-readme.py --run    # first rerun `sslobj compare --out docs/compare`
     python scripts/regenerate-readme.py --check  # exit 1 if README.md is stale
 
-``--run`` trains the default comparison (18 runs and the baselines; on the testbed about 25
-minutes on two free cores), times it and rewrites ``measured.json``; results of other code are rerun (as
-``sslobj compare`` does), so the numbers are the current code's.
+``--run`` trains the default comparison (18 runs and the baselines; on the testbed about
+25 minutes on two free cores), times it and rewrites ``measured.json``; results of other
+code are rerun (as ``sslobj compare`` does), so the numbers are the current code's.
 """
 
 from __future__ import annotations

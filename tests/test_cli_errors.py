@@ -19,7 +19,8 @@ from sslobjectives.train import RunConfig, train
 from sslobjectives.train.rundir import RunDir, run_dir_for
 
 TINY = [
-    "--dataset", "digits", "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set", "head_hidden=64",
+    "--dataset", "digits",
+    "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set", "head_hidden=64",
     "--set", "bottleneck_dim=16", "--set", "knn_k=5", "--set", "warmup_epochs=0",
     "--n-local", "0", "--no-progress", "--jobs", "1",
 ]  # fmt: skip

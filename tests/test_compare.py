@@ -22,7 +22,8 @@ from sslobjectives.compare import (
 from sslobjectives.results import check_comparable, format_table, mean_ci, summarize
 
 TINY_SET = [
-    "--dataset", "digits", "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set", "head_hidden=64",
+    "--dataset", "digits",
+    "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set", "head_hidden=64",
     "--set", "bottleneck_dim=16", "--set", "knn_k=5", "--set", "warmup_epochs=0",
     "--n-local", "0",
 ]  # fmt: skip

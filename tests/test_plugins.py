@@ -158,7 +158,8 @@ def test_compare_plans_and_trains_a_plugin_by_name(plugin, tmp_path, capsys):
 
     out = tmp_path / "cmp"
     tiny = [
-        "--dataset", "digits", "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set",
+        "--dataset", "digits",
+        "--epochs", "1", "--set", "batch_size=256", "--set", "head_dim=32", "--set",
         "head_hidden=64", "--set", "bottleneck_dim=16", "--set", "knn_k=5", "--set",
         "warmup_epochs=0", "--n-local", "0", "--set", "agreement.weight=0.5",
     ]  # fmt: skip

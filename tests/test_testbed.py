@@ -261,7 +261,9 @@ def test_digits_raw_pixel_baselines_the_readme_quotes():
     assert round(untrained["knn"], 3) == 0.944
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()
-    quote = "they reach\n> k-NN 0.976 (mean-centred 0.982) and the untrained backbone 0.944 (seed 0)"
+    quote = (
+        "they reach\n> k-NN 0.976 (mean-centred 0.982) and the untrained backbone 0.944 (seed 0)"
+    )
     assert quote in readme
     quoted = "raw pixels k-NN 0.976, mean-centred 0.982, untrained backbone 0.944 at seed 0"
     assert quoted in (root / "docs" / "RESULTS.md").read_text()
@@ -404,7 +406,9 @@ def test_the_command_line_overrides_the_recipe_and_other_data_gets_none(
     monkeypatch, tmp_path, capsys
 ):
     runs = _planned_compare(
-        monkeypatch, tmp_path, "--epochs", "5", "--set", "lr=0.01", "--set", "dino.teacher_temp=0.05"
+        monkeypatch,
+        tmp_path,
+        *("--epochs", "5", "--set", "lr=0.01", "--set", "dino.teacher_temp=0.05"),
     )
     assert {c.epochs for c in runs.values()} == {5} and {c.lr for c in runs.values()} == {0.01}
     assert runs["dino"].objective_cfg["teacher_temp"] == 0.05
