@@ -74,9 +74,11 @@ def read_baselines(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _t95(n: int) -> str:
-    """The 97.5% quantile of Student's t with ``n - 1`` degrees of freedom, 2 decimals."""
-    table = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
-    return f"{table[n]:.2f}" if n in table else "about 2"
+    """The 97.5% quantile of Student's t with ``n - 1`` degrees of freedom, 2 decimals: the
+    factor of the tables' 95% CIs (``sslobjectives.results`` computes them the same way)."""
+    from scipy import stats
+
+    return f"{stats.t.ppf(0.975, df=n - 1):.2f}" if n >= 2 else "undefined"
 
 
 def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) -> str:

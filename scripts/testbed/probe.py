@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from sslobjectives.eval.run import extract
+from sslobjectives.models.heads import _input_norm
 from sslobjectives.objectives import get
 from sslobjectives.train.config import RunConfig
 from sslobjectives.train.trainer import Trainer
@@ -135,12 +136,12 @@ def cluster_health(trainer: Trainer, epoch: float | None, n: int = 512) -> dict[
 
 
 def add_feat_bn(trainer: Trainer) -> None:
-    """Prepend an affine-free BatchNorm1d (batch statistics always) to the heads' MLPs: the
-    head then sees centred, unit-variance backbone features instead of the ReLU + average
-    pooling output, whose samples share one direction at initialisation."""
+    """The heads' ``input_norm="batch"`` (the library option, ``head_kwargs``) switched on
+    after the trainer is built: the head then sees centred, unit-variance backbone features
+    instead of the ReLU + average pooling output, whose samples share one direction at
+    initialisation."""
     for head in (trainer.student.head, trainer.teacher.module.head):
-        bn = torch.nn.BatchNorm1d(head.mlp[0].in_features, affine=False, track_running_stats=False)
-        head.mlp = torch.nn.Sequential(bn, *head.mlp)
+        head.in_norm = _input_norm("batch", head.mlp[0].in_features)
 
 
 def exclude_last_layer_decay(trainer: Trainer) -> None:
