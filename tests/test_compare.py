@@ -324,11 +324,7 @@ def test_compare_is_the_sweep_of_experiment_one():
     exp = load_spec(root / "experiments" / "01_objective_comparison_digits.toml")
     methods = default_methods(30)
     spec = comparison_spec(methods, list(exp.seeds), {"dataset": "digits", "epochs": 30}, "x")
-    # the one deliberate difference: compare's bits methods open their channel with
-    # head_kwargs={"logit_norm": "batch"}; experiment 01 keeps the plain head until it is
-    # rerun with docs/RESULTS.md. Without that key the runs are experiment 01's.
-    plain = {r.config.replace(head_kwargs={}).run_id for r in spec.expand()}
-    assert plain == {r.run_id for r in exp.expand()}
+    assert {r.run_id for r in spec.expand()} == {r.run_id for r in exp.expand()}
     bits = [r.config for r in spec.expand() if r.config.objective == "bits"]
     assert bits and all(c.head_kwargs == {"logit_norm": "batch"} for c in bits)
     assert spec.executor.kind == exp.executor.kind == "local"

@@ -478,3 +478,71 @@ def test_a_seeded_short_run_with_the_recipe_beats_its_untrained_backbone(tmp_pat
     untrained = baselines.untrained_metrics(cfg)
     assert result["final"]["knn"] > untrained["knn"] + 0.03, (result["final"], untrained)
     assert not result["collapsed"]
+
+
+# ------------------------------------------------------------- the experiments on the testbed
+
+SPECS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _spec_runs(name: str):
+    from sslobjectives.sweep import load_spec
+
+    return [r.config for r in load_spec(SPECS / name).expand()]
+
+
+def test_experiment_one_b_is_the_default_comparison():
+    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare`'s runs:
+    the same run ids (so the same run folders as docs/compare)."""
+    from sslobjectives.compare import comparison_spec
+    from sslobjectives.testbed import TESTBED
+
+    spec = comparison_spec(default_methods(20, TESTBED), [0, 1, 2], TESTBED.base(), "x")
+    assert {r.run_id for r in spec.expand()} == {
+        c.run_id for c in _spec_runs("01_objective_comparison_testbed.toml")
+    }
+
+
+def test_domain_shift_stage_one_pretrains_experiment_one_b_runs():
+    """Experiment 8's stage 1 is exactly 1b's bits-reset and dino, as its spec says."""
+    one_b = {c.run_id for c in _spec_runs("01_objective_comparison_testbed.toml")}
+    stage1 = _spec_runs("08_domain_shift_1_pretrain.toml")
+    assert len(stage1) == 6 and {c.run_id for c in stage1} <= one_b
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "02_reset_period.toml",
+        "03_coding_rate_weight.toml",
+        "04_channel_width.toml",
+        "05_hard_vs_soft_targets.toml",
+        "06_centering_vs_inverse_prior.toml",
+        "07_what_the_bits_say.toml",
+        "08_domain_shift_2_adapt.toml",
+    ],
+)
+def test_every_ablation_runs_on_the_testbed_with_its_family_settings(name):
+    """The ablations share the recipe's run settings and each objective family's settings,
+    except the one key the experiment varies."""
+    from sslobjectives.objectives import get
+    from sslobjectives.testbed import TESTBED
+
+    configs = _spec_runs(name)
+    assert configs
+    for c in configs:
+        assert c.dataset == TESTBED.dataset
+        assert (c.lr, c.n_local) == (TESTBED.run["lr"], TESTBED.run["n_local"])
+        assert c.backbone_kwargs == TESTBED.run["backbone_kwargs"]
+        if not name.startswith("08_domain_shift_2"):
+            assert c.epochs == TESTBED.run["epochs"]
+        cfg, run = TESTBED.for_head_kind(get(c.objective).head_kind)
+        assert c.head_kwargs == run.get("head_kwargs", {})
+        for key, value in cfg.items():
+            if key == "beta" and name.startswith("03_"):
+                continue  # the key experiment 3 varies
+            if name.startswith("06_") and key in ("teacher_temp", "warmup_teacher_temp"):
+                # experiment 6 varies the temperature, held constant over the run
+                assert c.objective_cfg["warmup_teacher_temp_epochs"] == 0
+                continue
+            assert c.objective_cfg[key] == value, (c.label, key)
