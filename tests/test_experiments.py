@@ -65,7 +65,8 @@ def _spec_params():
 
 
 def tiny_spec(path: Path):
-    """The spec at a smoke budget: one seed, one epoch, small heads; shapes with n = 200."""
+    """The spec at a smoke budget: one seed, one epoch, small heads; shapes (and the testbed's
+    shapes-hard) with n = 200."""
     data = tomllib.loads(path.read_text())
     data["sweep"]["seeds"] = [data["sweep"].get("seeds", [0])[0]]
     data["executor"] = {"kind": "debug"}
@@ -77,7 +78,7 @@ def tiny_spec(path: Path):
             data[section]["epochs"] = [min(e, 1) for e in data[section]["epochs"]]
     if "head_dim" not in varied:
         base["head_dim"] = 32
-    if base.get("dataset") == "shapes":
+    if base.get("dataset") in ("shapes", "shapes-hard"):
         base["dataset_kwargs"] = {**base.get("dataset_kwargs", {}), "n": 200}
         base.setdefault("batch_size", 64)
     else:
@@ -170,7 +171,7 @@ def test_domain_shift_stage_two_starts_from_stage_one(smoke):
         assert probe["history"] == [] and len(adapt["history"]) == 1
         assert adapt["init"]["head_reset"] is True and "head_reset" not in probe["init"]
         assert "init" not in results[f"{method}-scratch"]
-    assert probe["config"]["dataset_kwargs"]["intensity"] == [0.2, 0.5]
+    assert probe["config"]["dataset_kwargs"]["intensity"] == [0.1, 0.3]  # the shifted domain
 
 
 def test_report_over_the_tiny_sweeps(smoke, capsys):
