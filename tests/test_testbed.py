@@ -558,31 +558,35 @@ def test_the_five_seed_clustering_table_is_the_committed_runs():
     import statistics
 
     root = Path(__file__).resolve().parents[1]
-    knn, untrained = {}, {}
+    knn: dict[str, dict[int, float]] = {}
     for folder in ("compare", "testbed-seeds-3-4"):
-        for path in (root / "docs" / folder / "runs").glob("*/result.json"):
-            r = json.loads(path.read_text())
-            label = r["config"]["label"]
-            if label in ("dino", "kl_inverse_prior", "sinkhorn"):
-                knn.setdefault(label, {})[r["config"]["seed"]] = r["final"]["knn"]
-        for path in (root / "docs" / folder / "baselines").glob("untrained-*.json"):
-            stored = json.loads(path.read_text())
-            untrained[stored["key"]["seed"]] = stored["metrics"]["knn"]
-    assert sorted(untrained) == [0, 1, 2, 3, 4]
+        with open(root / "docs" / folder / "runs.csv", newline="") as fh:
+            for r in csv.DictReader(fh):
+                if r["label"] in ("dino", "kl_inverse_prior", "sinkhorn"):
+                    knn.setdefault(r["label"], {})[int(r["seed"])] = float(r["knn"])
+    with open(root / "docs" / "compare" / "summary.csv", newline="") as fh:
+        first3 = next(float(r["knn"]) for r in csv.DictReader(fh) if r["baseline"].endswith(
+            "untrained"))
+    untrained = {}
+    for path in (root / "docs" / "testbed-seeds-3-4" / "baselines").glob("untrained-*.json"):
+        stored = json.loads(path.read_text())
+        untrained[stored["key"]["seed"]] = stored["metrics"]["knn"]
+    assert sorted(untrained) == [3, 4]
+    base_mean = (3 * first3 + untrained[3] + untrained[4]) / 5
     text = (root / "docs" / "TESTBED.md").read_text()
+    assert f"| {base_mean:.3f} |" in text
+    readme = (root / "README.md").read_text()
+    quoted = {"dino": "0.086", "kl_inverse_prior": "0.113", "sinkhorn": "0.137"}
     for label, by_seed in knn.items():
         assert sorted(by_seed) == [0, 1, 2, 3, 4], label
-        values = [by_seed[s] for s in range(5)]
-        row = f"| `{label}` | " + ", ".join(f"{v:.3f}" for v in values).replace(
-            f"{by_seed[3]:.3f}", f"**{by_seed[3]:.3f}**" if label == "dino" else f"{by_seed[3]:.3f}"
-        )
-        assert row in text, row
-        assert f"| {statistics.mean(values):.3f} ± " in text
-    base = [untrained[s] for s in range(5)]
-    assert f"| {statistics.mean(base):.3f} |" in text
+        cells = [f"{by_seed[s]:.3f}" for s in range(5)]
+        if label == "dino":
+            cells[3] = f"**{cells[3]}**"
+        assert f"| `{label}` | " + ", ".join(cells) + " | " in text, label
+        mean = statistics.mean(by_seed.values())
+        assert f"| {mean:.3f} ± " in text, label
+        margin = f"{mean - base_mean:.3f}"
+        assert margin == quoted[label] and margin in readme and margin in text, label
+    assert set(knn) == set(quoted)
     assert knn["dino"][3] < untrained[3]
-    assert statistics.mean(knn["dino"].values()) - statistics.mean(base) < 0.10
-    readme = (root / "README.md").read_text()
-    for label, quoted in (("dino", "0.086"), ("kl_inverse_prior", "0.113"), ("sinkhorn", "0.137")):
-        margin = statistics.mean(knn[label].values()) - statistics.mean(base)
-        assert f"{margin:.3f}" == quoted and quoted in readme and quoted in text, label
+    assert statistics.mean(knn["dino"].values()) - base_mean < 0.10
