@@ -208,7 +208,9 @@ def test_pair_and_expect_verdicts():
     assert expect_verdict(Stat(0.0, 0.0, 3), ">", 0.0) == DISAGREES  # none did
 
 
-def _fake_sweep(root: Path, name: str, runs: list[dict], by: list[str], zip_keys=()) -> Path:
+def _fake_sweep(
+    root: Path, name: str, runs: list[dict], by: list[str], zip_keys=(), varied=None
+) -> Path:
     """A sweep directory by hand: manifest + result.json per run (written by this code unless
     a run gives its ``code``)."""
     out = root / name
@@ -239,7 +241,8 @@ def _fake_sweep(root: Path, name: str, runs: list[dict], by: list[str], zip_keys
             result["error"] = "epoch 0, step 3: loss is not finite"
         (out / d / "result.json").write_text(json.dumps(result))
     spec = {"sweep": {"name": name, "seeds": [0, 1, 2]}, "zip": {k: [] for k in zip_keys}}
-    manifest = {"name": name, "by": by, "varied": by, "runs": manifest_runs, "spec": spec}
+    varied = by if varied is None else varied
+    manifest = {"name": name, "by": by, "varied": varied, "runs": manifest_runs, "spec": spec}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 
@@ -394,6 +397,37 @@ def test_pairs_are_judged_per_setting_of_the_other_varied_keys(tmp_path):
     assert len(lines) == 2
     assert lines[0].startswith("[objective=dino] ") and lines[0].endswith(f"**{AGREES}**")
     assert lines[1].startswith("[objective=sinkhorn] ") and lines[1].endswith(f"**{DISAGREES}**")
+
+
+def test_a_label_fixes_the_keys_inside_its_zip_column_of_tables_but_not_a_grid_axis(tmp_path):
+    """Spec: grid objective_cfg.teacher_temp, zip label x objective_cfg = [{beta}, {centre}]:
+    "a" vs "b" is judged once per temperature (a grid axis), not once per beta or centre
+    momentum, which the label's row fixes (it was judged against "no runs")."""
+    runs = []
+    for label, cfg, knn in [("a", {"beta": 0.5}, 0.9), ("b", {"center_momentum": 0.9}, 0.6)]:
+        for temp in (0.02, 0.04):
+            for seed in range(3):
+                runs.append(
+                    {
+                        "label": label,
+                        "seed": seed,
+                        "config": {"objective_cfg": {**cfg, "teacher_temp": temp}},
+                        "final": {"knn": knn + 0.01 * seed},
+                    }
+                )
+    temp = "objective_cfg.teacher_temp"
+    by = [temp, "label", "objective_cfg.beta", "objective_cfg.center_momentum"]
+    varied, zipped = [temp, "label", "objective_cfg"], ("label", "objective_cfg")
+    out = _fake_sweep(tmp_path, "six", runs, by=by, zip_keys=zipped, varied=varied)
+    claims = tmp_path / "claims.toml"
+    claims.write_text('[six]\n[[six.claims]]\ntext = "knn"\nmetric = "knn"\npairs = [["a", "b"]]\n')
+    report = write_results_report([out], tmp_path / "R.md", claims=claims, gate=False)
+    lines = [v.line for v in report["verdicts"]["six"]]
+    assert [line.split("]")[0] for line in lines] == [
+        "[objective_cfg.teacher_temp=0.02",
+        "[objective_cfg.teacher_temp=0.04",
+    ]
+    assert all("(n=3) vs" in line and line.endswith(f"**{AGREES}**") for line in lines), lines
 
 
 def test_paired_differences_against_the_baselines_gap(tmp_path):

@@ -167,11 +167,13 @@ def _settings(
     exp: Experiment, named_by: Sequence[dict[str, Any]], seen_in: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The settings of the varied keys that no selector of ``named_by`` fixes (a label also
-    fixes the other [zip] axes of its row), as they occur in runs matching one of
-    ``seen_in``, in run order: a pair is compared within each of them."""
+    fixes the other [zip] axes of its row, and the keys inside a [zip] column of tables:
+    ``objective_cfg = [{beta = 0.5}, ...]`` varies ``objective_cfg.beta``), as they occur in
+    runs matching one of ``seen_in``, in run order: a pair is compared within each of them."""
     named = set().union(*named_by)
     if "label" in named:
-        named |= set(exp.zip_keys)
+        zipped, grid = set(exp.zip_keys), set(exp.varied) - set(exp.zip_keys)
+        named |= zipped | {k for k in exp.by if k.split(".")[0] in zipped and k not in grid}
     keys = [k for k in exp.by if k not in named]
     out: dict[tuple, dict[str, Any]] = {}
     for r in exp.runs:
