@@ -75,10 +75,10 @@ def read_baselines(path: Path) -> dict[str, dict[str, str]]:
 
 def _t95(n: int) -> str:
     """The 97.5% quantile of Student's t with ``n - 1`` degrees of freedom, 2 decimals: the
-    factor of the tables' 95% CIs (``sslobjectives.results`` computes them the same way)."""
-    from scipy import stats
+    factor of the tables' 95% CIs (:func:`sslobjectives.results.t_factor`)."""
+    from sslobjectives.results import t_factor
 
-    return f"{stats.t.ppf(0.975, df=n - 1):.2f}" if n >= 2 else "undefined"
+    return f"{t_factor(n):.2f}" if n >= 2 else "undefined"
 
 
 def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) -> str:

@@ -146,6 +146,20 @@ def check_comparable(results: Sequence[dict], varied: Iterable[str] = ()) -> Non
             raise ValueError(f"runs are not comparable: train/test split differs ({split})")
 
 
+def t_factor(n: int, confidence: float = 0.95) -> float:
+    """The factor of a t-interval over ``n`` values: Student's t quantile at
+    ``0.5 + confidence / 2`` with ``n - 1`` degrees of freedom (nan below two values).
+
+    >>> round(t_factor(3), 3), round(t_factor(5), 3)
+    (4.303, 2.776)
+    """
+    if n < 2:
+        return math.nan
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
+
+
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the t-distribution confidence interval (0 for one value).
 
@@ -158,9 +172,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
         return math.nan, math.nan
     if x.size == 1:
         return float(x[0]), 0.0
-    from scipy import stats
-
-    half = stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    half = t_factor(x.size, confidence) * x.std(ddof=1) / math.sqrt(x.size)
     return float(x.mean()), float(half)
 
 

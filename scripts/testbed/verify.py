@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sslobjectives.compare import default_methods, plan_runs
+from sslobjectives.results import mean_ci
 from sslobjectives.train.config import RunConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,17 +51,6 @@ def _one(config: RunConfig) -> dict[str, Any]:
     torch.set_num_threads(1)
     out = run_once(config, {}, progress=False)
     return {"dataset": config.dataset, **out}
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the t-based 95% CI (0 for a single value)."""
-    a = np.asarray(values, dtype=float)
-    if a.size < 2:
-        return float(a.mean()), 0.0
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
-    return float(a.mean()), float(half)
 
 
 def summarise(rows: list[dict[str, Any]], config: RunConfig, margin: float = 0.10) -> str:
