@@ -178,11 +178,15 @@ def supervised_metrics(config: RunConfig) -> dict[str, float]:
 _COMPUTE = {"raw": raw_metrics, "untrained": untrained_metrics, "supervised": supervised_metrics}
 
 
+def _cache_path(kind: str, config: RunConfig, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / "baselines" / f"{kind}-{_digest(cache_key(kind, config))}.json"
+
+
 def cached(kind: str, config: RunConfig, cache_dir: str | Path) -> Any:
     """The baseline ``kind`` of ``config``, read from ``cache_dir/baselines/`` or computed and
     written there (``<kind>-<hash>.json`` holding the key and the metrics)."""
     key = cache_key(kind, config)
-    path = Path(cache_dir) / "baselines" / f"{kind}-{_digest(key)}.json"
+    path = _cache_path(kind, config, cache_dir)
     if path.is_file():
         try:
             stored = json.loads(path.read_text())
@@ -194,6 +198,42 @@ def cached(kind: str, config: RunConfig, cache_dir: str | Path) -> Any:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"key": key, "metrics": metrics})
     return metrics
+
+
+def _compute_in_worker(kind: str, config: dict[str, Any], cache_dir: str) -> None:
+    torch.set_num_threads(1)  # one core per worker, like the runs of a local pool
+    cached(kind, RunConfig.from_dict(config), cache_dir)
+
+
+def prefill(
+    config: RunConfig,
+    seeds: Iterable[int],
+    cache_dir: str | Path,
+    jobs: int = 1,
+    supervised: bool = True,
+) -> int:
+    """Compute the untrained and supervised baselines of ``seeds`` missing from the cache in
+    ``jobs`` processes at once, so that :func:`baseline_rows` then only reads them; return
+    how many were computed. The supervised reference trains a model per seed (about 100 s on
+    the testbed): one after another they left a core of a 2-worker pool idle. The cache is
+    the same as :func:`cached`'s, each entry written atomically by its own process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    kinds = ["untrained"] + (["supervised"] if supervised else [])
+    todo = [
+        (kind, config.replace(seed=s).to_dict(), str(cache_dir))
+        for kind in kinds
+        for s in sorted(set(seeds))
+        if not _cache_path(kind, config.replace(seed=s), cache_dir).is_file()
+    ]
+    if jobs <= 1 or len(todo) <= 1:
+        return 0  # baseline_rows computes them where it reads them
+    ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx) as pool:
+        for future in [pool.submit(_compute_in_worker, *job) for job in todo]:
+            future.result()  # a failure is raised here, naming its cause
+    return len(todo)
 
 
 def _mean_ci(values: Sequence[float]) -> tuple[float, float]:

@@ -339,6 +339,7 @@ def run_comparison(
     Every run is seeded, so the results do not depend on how many run at once. The folder is
     locked meanwhile; a table of another comparison found there is replaced, and said so.
     """
+    from sslobjectives.baselines import prefill
     from sslobjectives.results import stale_note, write_report
     from sslobjectives.sweep.submission import FolderLock, submit
     from sslobjectives.train.rundir import RunDir
@@ -402,6 +403,13 @@ def run_comparison(
             if note:
                 log(note)
             if results:
+                # the baselines' models are trained by the pool's workers, not one by one
+                prefill(
+                    RunConfig.from_dict(results[0]["config"]),
+                    [int(r.get("seed", 0)) for r in results],
+                    out_dir,
+                    jobs=spec.executor.array_parallelism,
+                )
                 written = write_report(results, out_dir, notes=[stale_note(stale, True)])
             else:
                 written = {"rows": [], "table": None, "plots": []}

@@ -221,6 +221,22 @@ def test_baselines_are_read_from_the_cache_and_keyed_by_what_determines_them(
     assert key("supervised", cfg) != key("supervised", cfg.replace(augment={"rotation": 30}))
 
 
+def test_prefill_trains_the_missing_baselines_in_worker_processes(comparison, tmp_path):
+    """What ``sslobj compare`` does with a pool of 2 before its table: the untrained and
+    supervised rows of every seed computed two at a time, then only read."""
+    out, configs, _ = comparison
+    assert baselines.prefill(configs[0], [0, 1], tmp_path, jobs=2) == 4
+    files = sorted(p.name.split("-")[0] for p in (tmp_path / "baselines").glob("*.json"))
+    assert files == ["supervised", "supervised", "untrained", "untrained"]
+    assert baselines.prefill(configs[0], [0, 1], tmp_path, jobs=2) == 0  # all cached now
+    for kind in ("untrained", "supervised"):  # the same values as computed in this process
+        for seed in (0, 1):
+            cfg = configs[0].replace(seed=seed)
+            ours, theirs = baselines.cached(kind, cfg, tmp_path), baselines.cached(kind, cfg, out)
+            assert ours == pytest.approx(theirs, abs=0.02), (kind, seed)
+    assert baselines.prefill(configs[0], [0, 1], tmp_path / "one", jobs=1) == 0  # serial: later
+
+
 def test_sweep_collect_and_report_show_the_baselines(comparison, tmp_path):
     """A sweep folder over the comparison's finished runs: collect's table and the report's."""
     from sslobjectives.report import write_results_report
