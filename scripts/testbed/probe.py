@@ -3,7 +3,10 @@
 Run settings are ``--set key=value`` (RunConfig keys, values as JSON); augmentation fields
 ``--aug key=value`` replace fields of the dataset's default :class:`MultiCropAugment` (the
 run's augmentation is swapped after the trainer is built, so no library change is needed to
-try a value). One JSON line per run on stdout; per-epoch progress on stderr.
+try a value). One JSON line per run on stdout; per-epoch progress on stderr. Every line has
+``knn_centred`` and ``knn_centred_untrained``: the k-NN of the teacher's backbone features
+after training and at initialisation, centred on their training mean (the runs' k-NN, like
+DINO's, does not centre; an untrained backbone's ReLU features share one direction).
 
     python scripts/testbed/probe.py --set objective='"bits"' --set dataset='"shapes"' \
         --aug rotation=180 --seeds 0 1
@@ -47,6 +50,18 @@ def channel_health(trainer: Trainer, result: dict[str, Any]) -> dict[str, float]
         "bce_frac": float(last.get("bce", float("nan"))) / (bits * math.log(2)),
         "bit_entropy": float(result["final"].get("bit_entropy", float("nan"))),
     }
+
+
+def centred_knn(model: torch.nn.Module, trainer: Trainer) -> float:
+    """k-NN of ``model``'s backbone features minus their training mean (the k-NN of the runs
+    and baselines does not centre: DINO's protocol)."""
+    from sslobjectives.eval.metrics import knn_accuracy
+
+    data, cpu = trainer.eval_data, torch.device("cpu")
+    f_tr, _ = extract(model, data.x_train, cpu)
+    f_te, _ = extract(model, data.x_test, cpu)
+    mean = f_tr.mean(0, keepdim=True)
+    return knn_accuracy(f_tr - mean, data.y_train, f_te - mean, data.y_test, k=trainer.config.knn_k)
 
 
 def rescale_last_layer(trainer: Trainer, std: float) -> None:
@@ -252,6 +267,7 @@ def run_once(
                     on_epoch(record)
 
             trainer.on_epoch = health_each_epoch
+        knn_centred_untrained = centred_knn(trainer.teacher.module, trainer)
         t0 = time.perf_counter()
         if progress:
             print(f"  {config.display_name} s{config.seed}: training", file=sys.stderr, flush=True)
@@ -265,6 +281,8 @@ def run_once(
             "seed": config.seed,
             "knn": final["knn"],
             "linear": final["linear"],
+            "knn_centred": centred_knn(trainer.teacher.module, trainer),
+            "knn_centred_untrained": knn_centred_untrained,
             "knn_by_epoch": [round(h["knn"], 3) for h in result["history"]],
             "collapsed": result["collapsed"],
             # the objective's terms and diagnostics of the first and the last epoch
