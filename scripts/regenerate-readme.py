@@ -84,7 +84,12 @@ def _t95(n: int) -> str:
 def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) -> str:
     """What the table says against its floor and ceiling: the baselines' k-NN, each method's
     margin over the best floor, and which methods passed the validity gate."""
-    names = ("baseline: raw", "baseline: raw-centred", "baseline: untrained")
+    names = (
+        "baseline: raw",
+        "baseline: raw-centred",
+        "baseline: untrained",
+        "baseline: untrained-centred",
+    )
     floors = [k for k in names if k in base]
     if not floors or not rows:
         return ""
@@ -98,6 +103,8 @@ def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) 
     )
     if "baseline: untrained" in base:
         text += f", the untrained backbone {_pm(base['baseline: untrained'], 'knn')}"
+    if "baseline: untrained-centred" in base:
+        text += f" (centred {_pm(base['baseline: untrained-centred'], 'knn')})"
     if "reference: supervised" in base:
         text += f", the supervised reference {float(base['reference: supervised']['knn']):.3f}"
     text += (

@@ -294,13 +294,15 @@ def format_table(rows: Sequence[dict[str, Any]], by: Sequence[str] = ("label",))
     if bases:
         notes.append(
             "baseline: raw and raw-centred (flattened pixels) are deterministic: one exact "
-            "value, no CI; untrained (the runs' backbone at init) and supervised (same "
-            "backbone, views and steps, cross-entropy on labels) over the runs' seeds"
+            "value, no CI; untrained (the runs' backbone at init; -centred: its features minus "
+            "their training mean) and supervised (same backbone, views and steps, "
+            "cross-entropy on labels) over the runs' seeds"
         )
     if gated:
         notes.append(
-            "learned: k-NN and linear probe CIs wholly above the raw input (either form) and "
-            "the untrained backbone; bits: channel closed when the final BCE >= 0.95 B ln 2"
+            "learned: k-NN and linear probe CIs wholly above the raw input and the untrained "
+            "backbone (each in either form); bits: channel closed when the final BCE >= 0.95 "
+            "B ln 2"
         )
     return format_text_table(header, lines) + "\n" + "\n".join(notes)
 

@@ -9,9 +9,17 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from sslobjectives import baselines
-from sslobjectives.baselines import RAW, RAW_CENTRED, SUPERVISED, UNTRAINED, gate
+from sslobjectives.baselines import (
+    RAW,
+    RAW_CENTRED,
+    SUPERVISED,
+    UNTRAINED,
+    UNTRAINED_CENTRED,
+    gate,
+)
 from sslobjectives.compare import apply_overrides, augment_text, default_methods, plan_runs
 from sslobjectives.eval.run import channel_health, collapse_reason
 from sslobjectives.report.claims import AGREES, Claim
@@ -64,6 +72,10 @@ def test_gate_names_each_baseline_a_group_does_not_beat():
     # the supervised reference is the ceiling, not a floor: it never gates
     ceiling = {"baseline": SUPERVISED, "knn": 1.0, "knn_ci": 0.0, "linear": 1.0, "linear_ci": 0}
     assert gate(above, [*BASES, ceiling]) == []
+    # the untrained backbone centred is a floor too (its k-NN is the higher one on the testbed)
+    centred = {"baseline": UNTRAINED_CENTRED, "knn": 0.992, "knn_ci": 0.001}
+    centred.update(linear=0.94, linear_ci=0.01)
+    assert gate(above, [*BASES, centred]) == ["baseline: untrained-centred (knn)"]
 
 
 def _run(label: str, seed: int, knn: float, linear: float, bce_frac: float | None = None) -> Run:
@@ -178,7 +190,7 @@ def test_compare_shows_every_baseline_row_with_its_metrics_and_cis(comparison):
     out, configs, report = comparison
     table = (out / "table.txt").read_text()
     lines = {line.split("  ")[0]: line for line in table.splitlines()}
-    for label in (RAW, RAW_CENTRED, UNTRAINED, SUPERVISED):
+    for label in (RAW, RAW_CENTRED, UNTRAINED, UNTRAINED_CENTRED, SUPERVISED):
         assert label in lines, label
     assert "(exact)" in lines[RAW] and "±" not in lines[RAW]  # deterministic: no fake CI
     for label in (UNTRAINED, SUPERVISED):  # a CI, shown clipped to [0, 1] with two seeds
@@ -188,14 +200,35 @@ def test_compare_shows_every_baseline_row_with_its_metrics_and_cis(comparison):
     assert rows[RAW]["knn_ci"] == "" and rows[UNTRAINED]["n"] == "2"
     assert rows["dino"]["learned"] in ("True", "False")
     assert rows["bits-fixed"]["bce_ratio"] and rows["bits-fixed"]["logit_scale"]
-    assert {r["baseline"] for r in report["baselines"]} == {RAW, RAW_CENTRED, UNTRAINED, SUPERVISED}
+    assert {r["baseline"] for r in report["baselines"]} == {
+        RAW,
+        RAW_CENTRED,
+        UNTRAINED,
+        UNTRAINED_CENTRED,
+        SUPERVISED,
+    }
     # untrained and supervised over the runs' seeds, cached next to the results by hash
     cached = sorted(p.name.split("-")[0] for p in (out / "baselines").glob("*.json"))
-    assert cached == ["raw", "supervised", "supervised", "untrained", "untrained"]
+    assert cached == ["raw", "supervised", "supervised", "untrained", "untrained"] + [
+        "untrained_centred"
+    ] * 2
     # the untrained row is the runs' own initial backbone: the same as recomputing it
     direct = baselines.untrained_metrics(configs[0])
     stored = baselines.cached("untrained", configs[0], out)
     assert stored == pytest.approx(direct)
+    # and the centred row is the same features minus their training mean
+    from sslobjectives.eval.metrics import evaluate_representation
+    from sslobjectives.eval.run import extract
+    from sslobjectives.train.trainer import dataset_for
+
+    data, cpu = dataset_for(configs[0]), torch.device("cpu")
+    f_tr, _ = extract(baselines._student(configs[0]), data.x_train, cpu)
+    f_te, _ = extract(baselines._student(configs[0]), data.x_test, cpu)
+    mean = f_tr.mean(0, keepdim=True)
+    k = configs[0].knn_k
+    centred = evaluate_representation(f_tr - mean, data.y_train, f_te - mean, data.y_test, k=k)
+    stored = baselines.cached("untrained_centred", configs[0], out)
+    assert stored == pytest.approx({m: centred[m] for m in baselines.METRICS})
 
 
 def test_baselines_are_read_from_the_cache_and_keyed_by_what_determines_them(
@@ -225,11 +258,11 @@ def test_prefill_trains_the_missing_baselines_in_worker_processes(comparison, tm
     """What ``sslobj compare`` does with a pool of 2 before its table: the untrained and
     supervised rows of every seed computed two at a time, then only read."""
     out, configs, _ = comparison
-    assert baselines.prefill(configs[0], [0, 1], tmp_path, jobs=2) == 4
+    assert baselines.prefill(configs[0], [0, 1], tmp_path, jobs=2) == 6
     files = sorted(p.name.split("-")[0] for p in (tmp_path / "baselines").glob("*.json"))
-    assert files == ["supervised", "supervised", "untrained", "untrained"]
+    assert files == ["supervised"] * 2 + ["untrained"] * 2 + ["untrained_centred"] * 2
     assert baselines.prefill(configs[0], [0, 1], tmp_path, jobs=2) == 0  # all cached now
-    for kind in ("untrained", "supervised"):  # the same values as computed in this process
+    for kind in ("untrained", "untrained_centred", "supervised"):  # as in this process
         for seed in (0, 1):
             cfg = configs[0].replace(seed=seed)
             ours, theirs = baselines.cached(kind, cfg, tmp_path), baselines.cached(kind, cfg, out)
