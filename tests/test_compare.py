@@ -124,6 +124,7 @@ def test_compare_cli_end_to_end(tmp_path, capsys):
         "baseline: raw",
         "baseline: raw-centred",
         "baseline: untrained",
+        "baseline: untrained-centred",
         "reference: supervised",
     }
     assert "reference: supervised" in printed and "learned" in printed

@@ -41,6 +41,11 @@ class ConvNet(nn.Module):
         strides: stride of each block's convolution (default 2 for every block); a
             stride-1 first block keeps the full resolution for the next ones, at about
             four times the cost of that block.
+        pool_grid: the last feature map is average-pooled to a ``pool_grid x pool_grid``
+            grid and flattened (``out_dim = widths[-1] * pool_grid**2``). 1, the default,
+            is global average pooling, which makes the features invariant to where a
+            pattern is before any training; a grid keeps coarse positions, so the
+            invariance has to be learned.
 
     Shapes: ``(B, C, H, W) -> (B, widths[-1])`` for any ``H, W >= 1``.
 
@@ -57,8 +62,11 @@ class ConvNet(nn.Module):
         widths: Sequence[int] | None = None,
         norm: str = "group",
         strides: Sequence[int] | None = None,
+        pool_grid: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(pool_grid, bool) or not isinstance(pool_grid, int) or pool_grid < 1:
+            raise ValueError(f"pool_grid must be a positive int, got {pool_grid!r}")
         if norm not in ("group", "batch"):
             raise ValueError(f"norm must be 'group' or 'batch', got {norm!r}")
         if widths is None:
@@ -84,10 +92,13 @@ class ConvNet(nn.Module):
             ]
             prev = width
         self.features = nn.Sequential(*layers)
-        self.out_dim = int(widths[-1])
+        self.pool_grid = pool_grid
+        self.out_dim = int(widths[-1]) * pool_grid**2
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.features(x).mean(dim=(2, 3))
+        if self.pool_grid == 1:
+            return self.features(x).mean(dim=(2, 3))
+        return F.adaptive_avg_pool2d(self.features(x), self.pool_grid).flatten(1)
 
 
 class MLPNet(nn.Module):
