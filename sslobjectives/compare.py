@@ -6,7 +6,9 @@ clustering paper's teacher (arXiv 2605.11870): ``dino``, ``kl_inverse_prior``, `
 training (the paper's n = 10 of 100 epochs), 3 seeds each, on the embedded testbed
 ``shapes-hard`` with its recipe (:data:`sslobjectives.testbed.TESTBED`: the settings, each
 measured, with which every objective's mean k-NN there ends 0.10 or more above the raw input
-and the untrained backbone; ``--no-recipe`` runs the library defaults).
+and the untrained backbone as the runs measure it, though not above the untrained backbone
+with centred features, a floor of the validity gate: docs/TESTBED.md; ``--no-recipe`` runs
+the library defaults).
 
 Both ``bits`` methods run with ``head_kwargs={"logit_norm": "batch"}`` (:data:`BITS_HEAD`): an
 affine-free BatchNorm on the logits, without which the channel stays closed at this scale

@@ -83,6 +83,22 @@ def test_cnn_strides_keep_the_resolution_and_are_checked():
             build_backbone("cnn", 1, 16, strides=bad)
 
 
+def test_cnn_pool_grid_keeps_coarse_positions_and_is_checked():
+    torch.manual_seed(0)
+    net = build_backbone("cnn", 1, 16, strides=(1, 2, 2), pool_grid=2)
+    x = torch.rand(3, 1, 16, 16)
+    fmap = net.features(x)  # (3, 128, 4, 4): each cell of the 2x2 grid averages 2x2 positions
+    expected = fmap.reshape(3, 128, 2, 2, 2, 2).mean(dim=(3, 5)).flatten(1)
+    assert net.out_dim == 512 and torch.allclose(net(x), expected, atol=1e-6)
+    assert net(torch.rand(3, 1, 8, 8)).shape == (3, 512)  # any input size, as before
+    default = build_backbone("cnn", 1, 16, strides=(1, 2, 2))
+    default.load_state_dict(net.state_dict())  # the same weights: the pooling has none
+    assert torch.allclose(default(x), fmap.mean(dim=(2, 3)))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="pool_grid must be a positive int"):
+            build_backbone("cnn", 1, 16, pool_grid=bad)
+
+
 def test_mlp_resizes_local_crops():
     torch.manual_seed(0)
     net = build_backbone("mlp", 1, 8)

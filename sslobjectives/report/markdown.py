@@ -209,9 +209,10 @@ def experiment_section(
     lines += [
         "Mean ± 95% CI over seeds (t-distribution); failed runs have no metrics and are "
         "counted, collapsed runs are included. Baselines on the same split: raw pixels "
-        "(deterministic, exact), the untrained backbone and the supervised reference (same "
-        "backbone, views and steps) over the runs' seeds; a group has *learned* when its k-NN "
-        "and linear-probe CIs lie wholly above the raw input and the untrained backbone, and "
+        "(deterministic, exact), the untrained backbone (as it is and with its features "
+        "centred on their training mean) and the supervised reference (same backbone, views "
+        "and steps) over the runs' seeds; a group has *learned* when its k-NN and "
+        "linear-probe CIs lie wholly above the raw input and the untrained backbone, and "
         "only such groups enter a verdict (a bits group also needs its channel open: final "
         "BCE < 0.95 B ln 2).",
         "",
@@ -315,8 +316,9 @@ def write_results_report(
         + ".",
         "",
         "Verdict per claimed pair: **invalid testbed** when a group in it has not learned (its "
-        "k-NN or linear probe does not beat the raw input or the untrained backbone with "
-        "disjoint 95% CIs), **channel closed** when a bits group's channel stayed shut; "
+        "k-NN or linear probe does not beat the raw input or the untrained backbone, either as "
+        "it is or centred, with disjoint 95% CIs), **channel closed** when a bits group's "
+        "channel stayed shut; "
         "otherwise **agrees** when ours ranks the pair the paper's way and the "
         "two 95% CIs (t-distribution over seeds) do not overlap, **disagrees** when ours ranks "
         "it the other way and they do not overlap, **inconclusive** otherwise. A disagreement "
