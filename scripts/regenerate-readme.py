@@ -107,22 +107,26 @@ def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) 
         text += f" (centred {_pm(base['baseline: untrained-centred'], 'knn')})"
     if "reference: supervised" in base:
         text += f", the supervised reference {float(base['reference: supervised']['knn']):.3f}"
-    text += (
-        f"; every method's mean k-NN is {min(margins):.3f}–{max(margins):.3f} above the best "
-        f"of them ({best.split(': ')[1]})."
-    )
+    if min(margins) >= 0:
+        where = f"{min(margins):.3f}–{max(margins):.3f} above"
+    elif max(margins) <= 0:
+        where = f"{-max(margins):.3f}–{-min(margins):.3f} below"
+    else:
+        where = f"between {-min(margins):.3f} below and {max(margins):.3f} above"
+    text += f"; every method's mean k-NN is {where} the best of them ({best.split(': ')[1]})."
     learned = [r for r in rows if r.get("learned") == "True"]
     not_learned = [r for r in rows if r.get("learned") == "False"]
     if learned:
         text += f" Learned (95% CIs wholly above every floor): {_names(learned)}."
     if not_learned:
-        why = sorted({r.get("not_beaten") or "?" for r in not_learned})
-        text += (
-            f" Not learned by that rule: {_names(not_learned)} (CI not above "
-            + "; ".join(why)
-            + f"; a 95% t-interval over {not_learned[0].get('n', '?')} seeds is "
-            f"{_t95(int(not_learned[0].get('n') or 0))} standard errors wide each side)."
+        why = sorted(
+            {part for r in not_learned for part in (r.get("not_beaten") or "?").split("; ")}
         )
+        text += f" Not learned by that rule: {_names(not_learned)} (CI not above " + "; ".join(why)
+        if any(m > 0 for m in margins):  # a mean above the floor whose CI still reaches it
+            n = int(not_learned[0].get("n") or 0)
+            text += f"; a 95% t-interval over {n} seeds is {_t95(n)} standard errors wide each side"
+        text += ")."
     return text
 
 
