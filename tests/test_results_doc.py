@@ -148,11 +148,19 @@ def test_quoted_collapse_counts_and_learned_groups_are_the_reports():
             for group, row in table.items():
                 assert row["collapsed"] in ("0", "–"), (sweep, group)
     one_b = tables["objective-comparison-testbed"]
-    learned = {g for g, row in one_b.items() if row["learned"] == "yes"}
-    assert learned == {"simdino", "bits-fixed", "bits-reset"}
-    assert tables["reset-period"]["1"]["learned"] == "no (channel closed)"
-    assert tables["channel-width"]["128"]["learned"] == "no (channel closed)"
-    assert tables["what-the-bits-say"]["64"]["learned"] == "no (channel closed)"
+    learned = {g for t in tables.values() for g, row in t.items() if row["learned"] == "yes"}
+    assert learned == set()  # the centred untrained backbone is a floor no group clears
+    assert all(
+        "untrained-centred" in row["learned"]
+        for g, row in one_b.items()
+        if not g.startswith(("baseline", "reference"))
+    )
+    assert _mean(one_b["baseline: untrained-centred"]["knn"]) > max(
+        _mean(row["knn"]) for g, row in one_b.items() if not g.startswith(("baseline", "ref"))
+    )
+    assert tables["reset-period"]["1"]["learned"].startswith("no (channel closed")
+    assert tables["channel-width"]["128"]["learned"].startswith("no (channel closed")
+    assert tables["what-the-bits-say"]["64"]["learned"].startswith("no (channel closed")
     assert all(
         row["learned"].startswith("no") for g, row in tables["domain-shift"].items()
         if not g.startswith(("baseline", "reference"))
@@ -167,14 +175,14 @@ def test_quoted_collapse_counts_and_learned_groups_are_the_reports():
 @pytest.mark.parametrize(
     ("sweep", "line", "verdict"),
     [
-        ("objective-comparison-testbed", "- label=bits-fixed, .* > simdino:", "agrees"),
-        ("objective-comparison-testbed", "- label=bits-reset, .* > simdino:", "agrees"),
-        ("objective-comparison-testbed", "- label=dino, ", "invalid testbed"),
+        ("objective-comparison-testbed", "- bits-fixed vs simdino:", "invalid testbed"),
+        ("objective-comparison-testbed", "- bits-reset vs simdino:", "invalid testbed"),
+        ("objective-comparison-testbed", "- dino vs ", "invalid testbed"),
         ("reset-period", "- reset_period=1 vs reset_period=none:", "channel closed"),
-        ("reset-period", "- reset_period=2 > reset_period=none:", "inconclusive"),
-        ("coding-rate-weight", "- objective_cfg.beta=0.1 > objective_cfg.beta=0.2:", "disagrees"),
-        ("what-the-bits-say", "- head_dim=256: 0.997", "agrees"),
-        ("what-the-bits-say", "- head_dim=256: 0.951", "agrees"),
+        ("reset-period", "- reset_period=2 vs reset_period=none:", "invalid testbed"),
+        ("coding-rate-weight", "- objective_cfg.beta=0.1 vs objective_cfg.beta=0.2:", "invalid"),
+        ("what-the-bits-say", "- head_dim=256: 0.997", "invalid testbed"),
+        ("what-the-bits-say", "- head_dim=256: 0.951", "invalid testbed"),
     ],
 )
 def test_quoted_verdicts_are_the_reports(sweep, line, verdict):

@@ -693,3 +693,35 @@ def test_the_untrained_backbone_centred_is_as_good_as_any_objective_in_knn():
     for q in quoted:
         assert q in text, q
     assert f"{centred_mean:.3f}" in readme
+
+
+def test_the_candidate_changes_table_is_the_committed_probes():
+    """docs/TESTBED.md "What might make the objectives clear the centred floor": the rows are
+    docs/testbed-centred/probes.jsonl (scripts/testbed/probe.py lines), and what it says of
+    them holds: at 40 epochs dino and bits-fixed end above their untrained backbone centred
+    in the runs' own k-NN, simdino does not."""
+    root = Path(__file__).resolve().parents[1]
+    probes = {}
+    for line in (root / "docs" / "testbed-centred" / "probes.jsonl").read_text().splitlines():
+        d = json.loads(line)
+        probes[(d["tag"], d["seed"])] = d
+    text = (root / "docs" / "TESTBED.md").read_text()
+    section = text.split("### What might make the objectives clear the centred floor")[1]
+    section = section.split("\n## ")[0]
+    for d in probes.values():
+        for key in ("knn", "linear", "knn_centred"):
+            if d.get(key) is not None:
+                assert f"{d[key]:.3f}" in section, (d["tag"], d["seed"], key)
+    margin = {
+        tag: probes[(tag, 0)]["knn"] - probes[(tag, 0)]["knn_centred_untrained"]
+        for tag in ("dino-ep40", "bits-ep40", "simdino-ep40")
+    }
+    assert f"{margin['dino-ep40']:.2f}" == "0.08" and f"{margin['bits-ep40']:.2f}" == "0.05"
+    assert margin["simdino-ep40"] < 0
+    assert "0.08 and 0.05 above the centred untrained backbone" in section
+    assert probes[("g2-bits", 0)]["bce_frac"] > 0.95  # "the recipe's bits channel closes"
+    lines = (root / "docs" / "testbed-centred" / "baselines.jsonl").read_text().splitlines()
+    supervised = [json.loads(x) for x in lines if '"supervised"' in x]
+    assert len(supervised) == 3
+    for row in supervised:  # the supervised column (n 2000, noise 0.1, pool grid 2)
+        assert f"| {row['knn']:.3f} |" in section, row
