@@ -82,8 +82,8 @@ _BUDGET_KEYS = (
 
 
 def cache_key(kind: str, config: RunConfig) -> dict[str, Any]:
-    """Everything that determines the baseline ``kind`` (``raw``, ``untrained`` or
-    ``supervised``) of runs of ``config``."""
+    """Everything that determines the baseline ``kind`` (``raw``, ``untrained``,
+    ``untrained_centred`` or ``supervised``) of runs of ``config``."""
     init = _DATA_KEYS + _INIT_KEYS
     keys = {"raw": _DATA_KEYS, "untrained": init, "untrained_centred": init}.get(
         kind, init + _BUDGET_KEYS
@@ -232,11 +232,12 @@ def prefill(
     jobs: int = 1,
     supervised: bool = True,
 ) -> int:
-    """Compute the untrained and supervised baselines of ``seeds`` missing from the cache in
-    ``jobs`` processes at once, so that :func:`baseline_rows` then only reads them; return
-    how many were computed. The supervised reference trains a model per seed (about 100 s on
-    the testbed): one after another they left a core of a 2-worker pool idle. The cache is
-    the same as :func:`cached`'s, each entry written atomically by its own process."""
+    """Compute the untrained (as is and centred) and supervised baselines of ``seeds`` missing
+    from the cache in ``jobs`` processes at once, so that :func:`baseline_rows` then only
+    reads them; return how many were computed. The supervised reference trains a model per
+    seed (about 100 s on the testbed): one after another they left a core of a 2-worker pool
+    idle. The cache is the same as :func:`cached`'s, each entry written atomically by its own
+    process."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

@@ -47,7 +47,7 @@ class ConvNet(nn.Module):
             pattern is before any training; a grid keeps coarse positions, so the
             invariance has to be learned.
 
-    Shapes: ``(B, C, H, W) -> (B, widths[-1])`` for any ``H, W >= 1``.
+    Shapes: ``(B, C, H, W) -> (B, widths[-1] * pool_grid**2)`` for any ``H, W >= 1``.
 
     Example:
         >>> net = ConvNet(1, 8)
