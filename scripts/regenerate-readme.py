@@ -84,13 +84,9 @@ def _t95(n: int) -> str:
 def gate_paragraph(rows: list[dict[str, str]], base: dict[str, dict[str, str]]) -> str:
     """What the table says against its floor and ceiling: the baselines' k-NN, each method's
     margin over the best floor, and which methods passed the validity gate."""
-    names = (
-        "baseline: raw",
-        "baseline: raw-centred",
-        "baseline: untrained",
-        "baseline: untrained-centred",
-    )
-    floors = [k for k in names if k in base]
+    from sslobjectives.baselines import GATE_BASELINES
+
+    floors = [k for k in GATE_BASELINES if k in base]
     if not floors or not rows:
         return ""
     best = max(floors, key=lambda k: float(base[k]["knn"]))

@@ -31,6 +31,7 @@ from sslobjectives.eval.metrics import knn_accuracy
 from sslobjectives.eval.run import extract
 from sslobjectives.objectives import get
 from sslobjectives.train.config import RunConfig
+from sslobjectives.train.datacheck import eval_dataset_for
 from sslobjectives.train.rundir import read_checkpoint
 from sslobjectives.train.trainer import build_run_student, dataset_for
 
@@ -38,9 +39,10 @@ CPU = torch.device("cpu")
 
 
 def knn_three_ways(model: torch.nn.Module, config: RunConfig) -> tuple[float, float, float]:
-    """k-NN of ``model``'s backbone features on ``config``'s split: raw (as the runs and
-    baselines measure it), minus the training mean, and standardised per feature."""
-    data = dataset_for(config)
+    """k-NN of ``model``'s backbone features on the data a run of ``config`` is evaluated on:
+    raw (as the runs and baselines measure it), minus the training mean, and standardised
+    per feature."""
+    data = eval_dataset_for(config, dataset_for(config))
     f_tr, _ = extract(model, data.x_train, CPU)
     f_te, _ = extract(model, data.x_test, CPU)
     mean, std = f_tr.mean(0, keepdim=True), f_tr.std(0, keepdim=True) + 1e-6

@@ -38,6 +38,7 @@ from sslobjectives.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import augment_with, parse_sets  # noqa: E402
+from centred_knn import knn_three_ways  # noqa: E402
 
 
 def channel_health(trainer: Trainer, result: dict[str, Any]) -> dict[str, float]:
@@ -54,14 +55,8 @@ def channel_health(trainer: Trainer, result: dict[str, Any]) -> dict[str, float]
 
 def centred_knn(model: torch.nn.Module, trainer: Trainer) -> float:
     """k-NN of ``model``'s backbone features minus their training mean (the k-NN of the runs
-    and baselines does not centre: DINO's protocol)."""
-    from sslobjectives.eval.metrics import knn_accuracy
-
-    data, cpu = trainer.eval_data, torch.device("cpu")
-    f_tr, _ = extract(model, data.x_train, cpu)
-    f_te, _ = extract(model, data.x_test, cpu)
-    mean = f_tr.mean(0, keepdim=True)
-    return knn_accuracy(f_tr - mean, data.y_train, f_te - mean, data.y_test, k=trainer.config.knn_k)
+    and baselines does not centre: DINO's protocol); ``centred_knn.py`` measures it."""
+    return knn_three_ways(model, trainer.config)[1]
 
 
 def rescale_last_layer(trainer: Trainer, std: float) -> None:
