@@ -399,7 +399,7 @@ def run_comparison(
                 if result is not None and result.get("status") == "done":
                     result["_path"] = str(files.result_path)
                     results.append(result)
-                    if stale_reason(result) is not None:  # kept: reuse_stale
+                    if stale_reason(result) is not None:  # kept, or went stale as it ran
                         stale.append(f"{r.config.display_name} s{r.config.seed}")
             note = _replaced_report_note(out_dir, wanted)
             if note:
@@ -412,7 +412,10 @@ def run_comparison(
                     out_dir,
                     jobs=spec.executor.array_parallelism,
                 )
-                written = write_report(results, out_dir, notes=[stale_note(stale, True)])
+                # without --reuse-stale, a stale result here was trained by this call and
+                # went stale because the package's code changed while the runs trained
+                why = "--reuse-stale" if reuse_stale else "the package changed while they trained"
+                written = write_report(results, out_dir, notes=[stale_note(stale, True, why)])
             else:
                 written = {"rows": [], "table": None, "plots": []}
     finally:

@@ -68,10 +68,11 @@ METHOD_KEYS = (
 STALE_NAMES_SHOWN = 4
 
 
-def stale_note(names: Sequence[str], included: bool) -> str:
+def stale_note(names: Sequence[str], included: bool, why: str = "--reuse-stale") -> str:
     """One line on the finished runs whose result was written by other code than this one
     (:func:`~sslobjectives.train.rundir.stale_reason`): left out of every table, CSV, figure
     and verdict by default, kept with ``--reuse-stale``; ``""`` when there are none.
+    ``why`` says how included results got in (the flag, or what else kept them).
 
     >>> print(stale_note(["dino s0", "bits s1"], included=False))
     2 stale results (written by other code) excluded: dino s0, bits s1; --reuse-stale includes them
@@ -79,6 +80,8 @@ def stale_note(names: Sequence[str], included: bool) -> str:
     ...     print(part)
     5 stale results (written by other code) included (--reuse-stale)
     a s0, a s1, a s2, b s0 and 1 more
+    >>> print(stale_note(["a s0"], True, why="the package changed while they trained"))
+    1 stale result (written by other code) included (the package changed while they trained): a s0
     """
     if not names:
         return ""
@@ -87,7 +90,7 @@ def stale_note(names: Sequence[str], included: bool) -> str:
     shown += f" and {more} more" if more > 0 else ""
     what = f"{len(names)} stale result{'s' if len(names) != 1 else ''} (written by other code)"
     if included:
-        return f"{what} included (--reuse-stale): {shown}"
+        return f"{what} included ({why}): {shown}"
     return f"{what} excluded: {shown}; --reuse-stale includes them"
 
 

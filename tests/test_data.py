@@ -447,7 +447,7 @@ def test_sources_table_carries_each_default_augmentation():
 
     from sslobjectives.data import DATASET_NAMES, SOURCES, MultiCropAugment
 
-    assert DATASET_NAMES == tuple(SOURCES) == ("digits", "shapes", "shapes-hard")
+    assert DATASET_NAMES == tuple(SOURCES) == ("digits", "shapes", "shapes-hard", "shapes-colour")
     # the settings default_augment chose by name before the table, written out again
     old = {
         "digits": dict(
@@ -519,6 +519,75 @@ def test_augment_rotation_off_leaves_views_unchanged():
         MultiCropAugment(rotation=-1.0)
     with pytest.raises(ValueError, match="rotation"):
         MultiCropAugment(rotation=200.0)
+
+
+_YIQ = torch.tensor(
+    [(0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135)]
+)
+
+
+def _yiq(x):
+    """(B, 3, H, W) RGB -> (B, 3, H, W) YIQ."""
+    return torch.einsum("ij,bjhw->bihw", _YIQ, x)
+
+
+def test_colour_jitter_keeps_luma_turns_hue_and_scales_saturation():
+    # Mid-range colours, so that no clamp interferes: hue and saturation change the chroma
+    # (I, Q) of each view and never its luma; hue turns the chroma plane (same length), by an
+    # angle drawn per sample over the whole circle; saturation scales it.
+    x = 0.4 + 0.2 * torch.rand(64, 3, 4, 4, generator=_gen(0))
+    on = {**IDENTITY, "jitter_prob": 1.0, "brightness": 0.0, "contrast": 0.0}
+    (hued,) = MultiCropAugment(**on, hue=0.5, n_global=1)(x, _gen(1))
+    (satd,) = MultiCropAugment(**on, saturation=0.5, n_global=1)(x, _gen(1))
+    y0, y1, y2 = _yiq(x), _yiq(hued), _yiq(satd)
+    for y in (y1, y2):
+        assert torch.allclose(y[:, 0], y0[:, 0], atol=1e-5)
+
+    def chroma(y):
+        return torch.hypot(y[:, 1], y[:, 2])
+
+    assert torch.allclose(chroma(y1), chroma(y0), atol=1e-5)
+    turn = torch.atan2(y1[:, 2], y1[:, 1]) - torch.atan2(y0[:, 2], y0[:, 1])
+    turn = torch.remainder(turn + math.pi, 2 * math.pi) - math.pi  # (-pi, pi]
+    per_sample = turn[:, 0, 0]
+    assert torch.allclose(turn, per_sample[:, None, None], atol=1e-3)  # one turn per image
+    assert per_sample.min() < -2.5 and per_sample.max() > 2.5  # spread over the circle
+    ratio = chroma(y2) / chroma(y0)
+    assert torch.allclose(ratio, ratio[:, :1, :1], atol=1e-3)  # one factor per image
+    assert 0.5 - 1e-4 <= float(ratio.min()) and float(ratio.max()) <= 1.5 + 1e-4
+    assert float(ratio.max() - ratio.min()) > 0.5
+    # a gray pixel stays gray whatever the hue
+    gray = torch.full((8, 3, 2, 2), 0.5)
+    (view,) = MultiCropAugment(**on, hue=0.5, n_global=1)(gray, _gen(2))
+    assert torch.allclose(view, gray, atol=1e-5)
+
+
+def test_grayscale_views_are_their_luma_in_every_channel():
+    x = torch.rand(32, 3, 6, 6, generator=_gen(3))
+    (view,) = MultiCropAugment(**IDENTITY, grayscale_prob=1.0, n_global=1)(x, _gen(0))
+    luma = _yiq(x)[:, :1]
+    assert torch.allclose(view, luma.expand_as(view), atol=1e-5)
+    (some,) = MultiCropAugment(**IDENTITY, grayscale_prob=0.5, n_global=1)(x, _gen(0))
+    is_gray = (some - luma).abs().amax((1, 2, 3)) < 1e-5
+    assert 0 < int(is_gray.sum()) < 32  # per sample
+    assert torch.allclose(some[~is_gray], x[~is_gray], atol=1e-5)
+
+
+def test_colour_settings_are_off_by_default_and_refuse_gray_images():
+    # off (the default) draws nothing: the views of every existing config are unchanged
+    x = torch.rand(16, 3, 8, 8, generator=_gen(7))
+    options = {"n_local": 2, "blur_prob": 0.5, "noise_std": 0.05}
+    before = MultiCropAugment(**options)(x, _gen(3))
+    same = MultiCropAugment(**options, saturation=0.0, hue=0.0, grayscale_prob=0.0)(x, _gen(3))
+    assert all(torch.equal(a, b) for a, b in zip(before, same, strict=True))
+    coloured = MultiCropAugment(**options, hue=0.1)(x, _gen(3))
+    assert not torch.equal(before[0], coloured[0])
+    assert MultiCropAugment(**options, hue=0.1)(x, _gen(3))[0].equal(coloured[0])  # seeded
+    for bad in ({"hue": 0.6}, {"hue": -0.1}, {"saturation": 1.5}, {"grayscale_prob": 2.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MultiCropAugment(**bad)
+    with pytest.raises(ValueError, match="need RGB images.*got 1 channel"):
+        MultiCropAugment(grayscale_prob=0.2)(torch.rand(2, 1, 8, 8), _gen(0))
 
 
 def test_shapes_hard_widens_the_nuisances_and_rotates_its_views():

@@ -186,6 +186,31 @@ def comparison(tmp_path_factory):
     return out, configs, report
 
 
+@pytest.mark.parametrize(
+    ("reuse_stale", "why"),
+    [(True, "(--reuse-stale)"), (False, "(the package changed while they trained)")],
+)
+def test_compare_says_how_stale_results_got_into_its_table(
+    comparison, tmp_path, monkeypatch, reuse_stale, why
+):
+    # Results the pool found fresh but that read as stale once collected went stale while
+    # the comparison ran (the package changed meanwhile): the note must not name a flag
+    # nobody gave.
+    import shutil
+
+    import sslobjectives.compare as compare_module
+    from sslobjectives.compare import comparison_spec, run_comparison
+
+    out = tmp_path / "cmp"
+    shutil.copytree(comparison[0], out)
+    monkeypatch.setattr(compare_module, "stale_reason", lambda result: "other code")
+    methods = [m for m in default_methods(1) if m.label in ("dino", "bits-fixed")]
+    spec = comparison_spec(methods, [0, 1], TINY, out)
+    run_comparison(spec, out, progress=False, log=lambda m: None, reuse_stale=reuse_stale)
+    table = (out / "table.txt").read_text()
+    assert f"4 stale results (written by other code) included {why}" in table
+
+
 def test_compare_shows_every_baseline_row_with_its_metrics_and_cis(comparison):
     out, configs, report = comparison
     table = (out / "table.txt").read_text()

@@ -1,9 +1,9 @@
 """Train one run with overrides and print its metrics, bits channel health and wall time.
 
-Run settings are ``--set key=value`` (RunConfig keys, values as JSON); augmentation fields
-``--aug key=value`` replace fields of the dataset's default :class:`MultiCropAugment` (the
-run's augmentation is swapped after the trainer is built, so no library change is needed to
-try a value). One JSON line per run on stdout; per-epoch progress on stderr. Every line has
+Run settings are ``--set key=value`` (RunConfig keys, values as JSON, ``augment`` included);
+augmentation fields ``--aug key=value`` replace fields of the run's :class:`MultiCropAugment`
+(its dataset's defaults with ``augment`` applied) after the trainer is built. One JSON line
+per run on stdout; per-epoch progress on stderr. Every line has
 ``knn_centred`` and ``knn_centred_untrained``: the k-NN of the teacher's backbone features
 after training and at initialisation, centred on their training mean (the runs' k-NN, like
 DINO's, does not centre; an untrained backbone's ReLU features share one direction).
@@ -20,6 +20,7 @@ For ``bits`` runs the channel health is measured on the test set at the end:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -37,7 +38,7 @@ from sslobjectives.train.config import RunConfig
 from sslobjectives.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import augment_with, parse_sets  # noqa: E402
+from baselines import parse_sets  # noqa: E402
 from centred_knn import knn_three_ways  # noqa: E402
 
 
@@ -234,7 +235,8 @@ def run_once(
     """Train ``config`` (augmentation fields replaced by ``aug``) in a temporary directory."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, tmp, progress=False)
-        trainer.augment = augment_with(trainer.data, config.n_local, aug)
+        if aug:  # fields of the run's own views (its dataset's, with config.augment) replaced
+            trainer.augment = dataclasses.replace(trainer.augment, **aug)
         if last_std is not None:
             rescale_last_layer(trainer, last_std)
         if logit_norm:

@@ -7,8 +7,15 @@ view, so a view costs a handful of batched kernels whatever the batch size, and 
 device of the input images.
 
 Per view, in order: random resized crop with optional horizontal flip and rotation (one
-``affine_grid`` + ``grid_sample``), brightness/contrast jitter, Gaussian blur (separable,
-per-sample sigma), additive Gaussian noise, clamp to ``[0, 1]``.
+``affine_grid`` + ``grid_sample``), colour jitter (brightness, contrast and, for RGB images,
+saturation and hue), random grayscale (RGB), Gaussian blur (separable, per-sample sigma),
+additive Gaussian noise, clamp to ``[0, 1]``.
+
+The colour distortion is SimCLR's (arXiv 2002.05709, section 3 and appendix A: colour
+jitter with probability 0.8 and grayscale with probability 0.2, which DINO keeps), written on
+tensors. One deliberate difference from torchvision's ``ColorJitter``, which its authors
+used: hue is turned by rotating the chroma plane of YIQ (luma unchanged), not by shifting the
+HSV hue, and the four jitters are applied in a fixed order, not a random one.
 """
 
 from __future__ import annotations
@@ -51,6 +58,18 @@ class MultiCropAugment:
         rotation: maximum rotation in degrees; each view is rotated by an angle drawn
             uniformly from ``[-rotation, rotation]`` about its crop centre (0 disables it
             and draws no random numbers, so views without rotation are unchanged).
+        saturation: saturation factor drawn from ``[1 - s, 1 + s]``: the view is blended
+            with its luma (0 = gray, 1 = unchanged); RGB images only, applied with the
+            brightness/contrast jitter (``jitter_prob``).
+        hue: maximum hue turn, as a fraction of the colour circle (``0.5`` = any hue):
+            the chroma plane of YIQ is rotated by an angle drawn from
+            ``[-2 pi hue, 2 pi hue]``; RGB only, applied with the jitter.
+        grayscale_prob: probability that a view is replaced by its luma in every channel
+            (RGB only).
+
+    ``saturation``, ``hue`` and ``grayscale_prob`` at 0 (their defaults) draw no random
+    numbers, so the views of a config without them are unchanged; on images that do not
+    have 3 channels they are an error.
 
     The crop uses ``align_corners=True`` semantics: with area scale 1, ratio 1, an output
     size equal to the input size and every other augmentation off, a view reproduces the
@@ -79,6 +98,14 @@ class MultiCropAugment:
     blur_sigma: tuple[float, float] = (0.1, 1.0)
     noise_std: float = 0.0
     rotation: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+    grayscale_prob: float = 0.0
+
+    @property
+    def colour(self) -> bool:
+        """Whether a colour-only setting (saturation, hue, grayscale) is on."""
+        return self.saturation > 0 or self.hue > 0 or self.grayscale_prob > 0
 
     def __post_init__(self) -> None:
         for name in ("global_size", "local_size"):
@@ -93,16 +120,18 @@ class MultiCropAugment:
         _check_range("local_scale", self.local_scale, 1e-6, 1.0)
         _check_range("ratio", self.ratio, 1e-6, math.inf)
         _check_range("blur_sigma", self.blur_sigma, 0.0, math.inf)
-        for name in ("flip_prob", "jitter_prob", "blur_prob"):
+        for name in ("flip_prob", "jitter_prob", "blur_prob", "grayscale_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        for name in ("brightness", "contrast"):
+        for name in ("brightness", "contrast", "saturation"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} strength must lie in [0, 1], got {getattr(self, name)}")
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
         if not 0 <= self.rotation <= 180:
             raise ValueError(f"rotation must lie in [0, 180] degrees, got {self.rotation}")
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f"hue must lie in [0, 0.5] (a fraction of the circle), got {self.hue}")
 
     def sizes(self, image_size: int) -> tuple[int, int]:
         """``(global_size, local_size)`` resolved for images of side ``image_size``."""
@@ -129,6 +158,11 @@ class MultiCropAugment:
             raise ValueError(f"expected floating-point images in [0, 1], got {x.dtype}")
         if x.shape[0] == 0 or min(x.shape[1:]) < 1:
             raise ValueError(f"empty batch or image: shape {tuple(x.shape)}")
+        if self.colour and x.shape[1] != 3:
+            raise ValueError(
+                "saturation, hue and grayscale_prob need RGB images (3 channels), got "
+                f"{x.shape[1]} channel(s): set them to 0 for this data"
+            )
         global_size, local_size = self.sizes(max(x.shape[2], x.shape[3]))
         specs = [(global_size, self.global_scale)] * self.n_global
         specs += [(local_size, self.local_scale)] * self.n_local
@@ -186,6 +220,17 @@ class MultiCropAugment:
             out = (out * bright).clamp(0, 1)
             mean = out.mean(dim=(1, 2, 3), keepdim=True)
             out = ((out - mean) * contr + mean).clamp(0, 1)
+        if self.saturation > 0:
+            sat = uniform(1 - self.saturation, 1 + self.saturation)
+            sat = torch.where(jitter, sat, 1.0)[:, None, None, None]
+            gray = _luma(out)
+            out = (gray + sat * (out - gray)).clamp(0, 1)
+        if self.hue > 0:
+            turn = uniform(-self.hue, self.hue) * (2 * math.pi)
+            out = _rotate_hue(out, torch.where(jitter, turn, 0.0)).clamp(0, 1)
+        if self.grayscale_prob > 0:
+            to_gray = (uniform(0, 1) < self.grayscale_prob)[:, None, None, None]
+            out = torch.where(to_gray, _luma(out).expand_as(out), out)
 
         blur = uniform(0, 1) < self.blur_prob
         sigma = uniform(*self.blur_sigma)
@@ -196,6 +241,35 @@ class MultiCropAugment:
             noise = torch.randn(out.shape, generator=generator, device=generator.device)
             out = out + self.noise_std * noise.to(out)
         return out.clamp(0, 1)
+
+
+#: ITU-R BT.601 luma weights (YIQ's Y), and YIQ's chroma rows I and Q.
+_YIQ = (
+    (0.299, 0.587, 0.114),
+    (0.595716, -0.274453, -0.321263),
+    (0.211456, -0.522591, 0.311135),
+)
+
+
+def _luma(x: Tensor) -> Tensor:
+    """Luma ``(B, 1, H, W)`` of RGB images ``(B, 3, H, W)``."""
+    w = x.new_tensor(_YIQ[0])[None, :, None, None]
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
+    """Turn the hue of RGB images ``(B, 3, H, W)`` by ``angle`` radians each ``(B,)``: the
+    (I, Q) chroma plane of YIQ is rotated and Y kept, so gray pixels stay as they are."""
+    to_yiq = x.new_tensor(_YIQ)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    rot = torch.stack(
+        [torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1),
+         torch.stack([zero, sin, cos], 1)], 1
+    )  # fmt: skip
+    # per sample: RGB -> YIQ -> rotate -> RGB, as one (B, 3, 3) matrix
+    m = torch.linalg.inv(to_yiq)[None] @ rot @ to_yiq[None]
+    return torch.einsum("bij,bjhw->bihw", m, x)
 
 
 def _gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:

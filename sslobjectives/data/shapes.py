@@ -41,6 +41,20 @@ SHAPES_HARD_OPTIONS: dict[str, object] = {
     "scale": (0.25, 0.5),
 }
 
+#: ``"shapes-colour"``: ``shapes-hard``'s shapes in colour. Each image has its own foreground
+#: and background colour, drawn uniformly from the RGB cube at least
+#: :data:`MIN_COLOUR_DISTANCE` apart; the colours carry the contrast (intensity is fixed at
+#: 1). A random CNN's neighbourhoods are those of colour, not of shape (untrained k-NN at
+#: chance, centred or not), while the class is invariant to exactly what the views change
+#: (crop, rotation, colour jitter and grayscale); docs/TESTBED.md has the measurements.
+SHAPES_COLOUR_OPTIONS: dict[str, object] = {**SHAPES_HARD_OPTIONS, "intensity": (1.0, 1.0)}
+
+#: Least Euclidean distance in RGB between an image's foreground and background colours.
+MIN_COLOUR_DISTANCE = 0.4
+
+#: The factor columns a colour image adds (before ``"shape"``).
+COLOUR_FACTOR_NAMES = ("fg_r", "fg_g", "fg_b", "bg_r", "bg_g", "bg_b")
+
 
 # ----------------------------------------------------------------------------- shapes
 
@@ -92,10 +106,25 @@ def _as_range(name: str, value: float | Sequence[float]) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _draw_colours(n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Foreground and background colours ``(n, 3)`` each, uniform in the RGB cube, redrawn
+    (the foreground) until they are :data:`MIN_COLOUR_DISTANCE` apart."""
+    fg, bg = torch.rand(n, 3, generator=gen), torch.rand(n, 3, generator=gen)
+    close = (fg - bg).norm(dim=1) < MIN_COLOUR_DISTANCE
+    while close.any():  # about 1 in 8 pairs is closer; each redraw keeps 7 in 8
+        fg[close] = torch.rand(int(close.sum()), 3, generator=gen)
+        close = (fg - bg).norm(dim=1) < MIN_COLOUR_DISTANCE
+    return fg, bg
+
+
 def make_shapes(
-    n: int, size: int = 32, seed: int = 0, **factor_ranges: float | Sequence[float]
+    n: int,
+    size: int = 32,
+    seed: int = 0,
+    colour: bool = False,
+    **factor_ranges: float | Sequence[float],
 ) -> tuple[Tensor, Tensor, Tensor, tuple[str, ...]]:
-    """Render ``n`` grayscale shapes with known latent factors.
+    """Render ``n`` grayscale (or coloured) shapes with known latent factors.
 
     Each image shows one of ``SHAPE_NAMES`` (square, circle, triangle, cross, ellipse) on a
     black background, rendered from its signed distance function with one-pixel
@@ -109,13 +138,19 @@ def make_shapes(
         n: number of images.
         size: image side in pixels.
         seed: seed of the ``torch.Generator`` that draws every factor and the noise.
+        colour: RGB images: each image's grayscale value ``g`` becomes
+            ``bg + (fg - bg) * g`` with its own foreground and background colours (uniform in
+            the RGB cube, :data:`MIN_COLOUR_DISTANCE` apart), drawn after everything else,
+            so the geometry is that of the grayscale images of the same seed.
         **factor_ranges: ``scale``, ``pos_x``, ``pos_y``, ``rotation``, ``intensity``,
             ``noise`` as ``(low, high)`` or a scalar.
 
     Returns:
         ``(x, y, factors, factor_names)``: images ``(n, 1, size, size)`` float32, shape
         class ``(n,)`` int64, factors ``(n, 7)`` float32 with columns ``factor_names`` =
-        ``("scale", "pos_x", "pos_y", "rotation", "intensity", "noise", "shape")``.
+        ``("scale", "pos_x", "pos_y", "rotation", "intensity", "noise", "shape")``. With
+        ``colour``: images ``(n, 3, size, size)`` and 13 factor columns, the colours
+        (:data:`COLOUR_FACTOR_NAMES`) before ``"shape"``.
 
     Example:
         >>> x, y, factors, names = make_shapes(6, size=16, seed=1)
@@ -162,4 +197,10 @@ def make_shapes(
 
     names = (*SHAPE_FACTOR_RANGES, "shape")
     factors = torch.stack([*cont.values(), y.float()], dim=1)
-    return x[:, None].float(), y.long(), factors.float(), names
+    if not colour:
+        return x[:, None].float(), y.long(), factors.float(), names
+    fg, bg = _draw_colours(n, gen)
+    rgb = bg[:, :, None, None] + (fg - bg)[:, :, None, None] * x[:, None]
+    names = (*SHAPE_FACTOR_RANGES, *COLOUR_FACTOR_NAMES, "shape")
+    factors = torch.cat([factors[:, :-1], fg, bg, factors[:, -1:]], dim=1)
+    return rgb.float(), y.long(), factors.float(), names

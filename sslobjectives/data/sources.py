@@ -8,6 +8,8 @@ Sources, chosen by ``load_dataset(name)``:
 
 - ``"digits"``: scikit-learn's bundled 8x8 handwritten digits (1797 images, no download).
 - ``"shapes-hard"``: :func:`make_shapes` with wide nuisance ranges (``SHAPES_HARD_OPTIONS``).
+- ``"shapes-colour"``: ``shapes-hard`` in colour, a foreground and a background colour of
+  its own per image (``SHAPES_COLOUR_OPTIONS``); the embedded testbed.
 - ``"shapes"``: :func:`make_shapes`, grayscale shapes whose generative factors (class, scale,
   position, rotation, intensity, noise) are known, to test what a representation encodes
   (BITS, arXiv 2602.09764, reports bits that track attributes shared across classes).
@@ -35,6 +37,7 @@ from sslobjectives.data.files import _load_folder, _load_npz
 from sslobjectives.data.shapes import (
     SHAPE_FACTOR_RANGES,
     SHAPE_NAMES,
+    SHAPES_COLOUR_OPTIONS,
     SHAPES_HARD_OPTIONS,
     make_shapes,
 )
@@ -69,6 +72,16 @@ def _load_shapes_hard_source(
     seed: int, test_fraction: float, kwargs: dict[str, Any]
 ) -> ImageDataset:
     return _load_shapes_source(seed, test_fraction, kwargs, name="shapes-hard")
+
+
+def _load_shapes_colour_source(
+    seed: int, test_fraction: float, kwargs: dict[str, Any]
+) -> ImageDataset:
+    options = dict(SOURCES["shapes-colour"].options)
+    _reject_unknown(kwargs, ("n", "size", *SHAPE_FACTOR_RANGES), "shapes-colour")
+    options.update(kwargs)
+    x, y, factors, names = make_shapes(seed=seed, colour=True, **options)
+    return _make_dataset("shapes-colour", x, y, factors, names, seed, test_fraction, SHAPE_NAMES)
 
 
 #: Settings every source's augmentation starts from: global views at the image size, local
@@ -143,6 +156,21 @@ SOURCES: dict[str, Source] = {
         _load_shapes_hard_source,
         {**_SHAPES_AUGMENT, "blur_prob": 0.0, "rotation": 180.0},
         SHAPES_HARD_OPTIONS,
+    ),
+    # shapes-hard in colour: its views add SimCLR's colour distortion (arXiv 2002.05709:
+    # jitter with saturation and hue, grayscale with probability 0.2), without which two
+    # views of an image share their colours and colour alone tells the images apart
+    "shapes-colour": Source(
+        _load_shapes_colour_source,
+        {
+            **_SHAPES_AUGMENT,
+            "blur_prob": 0.0,
+            "rotation": 180.0,
+            "saturation": 0.8,
+            "hue": 0.5,
+            "grayscale_prob": 0.2,
+        },
+        SHAPES_COLOUR_OPTIONS,
     ),
 }
 DATASET_NAMES = tuple(SOURCES)
