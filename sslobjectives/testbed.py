@@ -49,10 +49,11 @@ writes the same runs down as a sweep spec.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TESTBED", "Recipe", "recipe_for"]
+__all__ = ["TESTBED", "TESTBED_COLOUR", "Recipe", "recipe_for"]
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,17 @@ TESTBED = Recipe(
     "the teacher's head",
 )
 
+#: The testbed's recipe on ``shapes-colour`` (the same shapes, white on a background of
+#: random hue; its views add hue, saturation and grayscale jitter): a candidate testbed whose
+#: untrained floor is low (docs/TESTBED.md, "Colour").
+TESTBED_COLOUR = dataclasses.replace(
+    TESTBED,
+    dataset="shapes-colour",
+    why=TESTBED.why.replace("the testbed recipe", "the testbed recipe on shapes-colour"),
+)
+
 #: Recipes by dataset name.
-RECIPES: dict[str, Recipe] = {TESTBED.dataset: TESTBED}
+RECIPES: dict[str, Recipe] = {TESTBED.dataset: TESTBED, TESTBED_COLOUR.dataset: TESTBED_COLOUR}
 
 
 def recipe_for(dataset: str) -> Recipe | None:
