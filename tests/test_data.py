@@ -609,3 +609,38 @@ def test_shapes_hard_widens_the_nuisances_and_rotates_its_views():
     assert default_augment(load_dataset("shapes", n=40, size=32)).rotation == 0.0
     with pytest.raises(ValueError, match="unknown option 'nn'.*shapes-hard"):
         load_dataset("shapes-hard", nn=10)
+
+
+def test_shapes_colour_is_shapes_hard_white_on_a_background_of_random_hue():
+    from sslobjectives.data import SOURCES
+    from sslobjectives.data.shapes import BACKGROUND_CHROMA, BACKGROUND_LUMA
+
+    ds = load_dataset("shapes-colour", n=300)
+    assert ds.name == ds.source == "shapes-colour" and ds.in_channels == 3
+    assert ds.factor_names[-2:] == ("hue", "shape")
+    # the geometry is shapes-hard's (white shapes, intensity 1) of the same seed
+    options = {**SOURCES["shapes-colour"].options, "n": 300}
+    gray, y, factors, _ = make_shapes(seed=0, **options)
+    x, yc, fc, _ = make_shapes(seed=0, colour=True, **options)
+    assert torch.equal(y, yc) and torch.equal(factors[:, :6], fc[:, :6])
+    assert float(fc[:, 4].min()) == 1.0  # intensity fixed: the colour carries the contrast
+    # background pixels (gray 0) are the hue's colour: luma 0.35, chroma 0.25 (unless clamped)
+    bg = x[:, :, 0, 0]  # corners are background
+    assert bool((gray[:, 0, 0, 0] == 0).all())
+    yiq = bg @ _YIQ.T
+    unclamped = ((bg > 0) & (bg < 1)).all(1)
+    assert int(unclamped.sum()) > 200
+    luma = yiq[unclamped, 0]
+    assert torch.allclose(luma, torch.full_like(luma, BACKGROUND_LUMA), atol=1e-4)
+    chroma = torch.hypot(yiq[unclamped, 1], yiq[unclamped, 2])
+    assert torch.allclose(chroma, torch.full_like(chroma, BACKGROUND_CHROMA), atol=1e-4)
+    hue = torch.atan2(yiq[unclamped, 2], yiq[unclamped, 1]) % (2 * math.pi)
+    assert torch.allclose(hue, fc[unclamped, 6], atol=1e-3)  # the factor is the hue drawn
+    # shape pixels (gray 1) are white
+    inside = gray[:, 0] == 1
+    assert torch.allclose(x.permute(0, 2, 3, 1)[inside], torch.ones(1, 3), atol=1e-6)
+    # its views jitter the colour the way SimCLR's do, and rotate like shapes-hard's
+    aug = default_augment(ds)
+    assert (aug.hue, aug.saturation, aug.grayscale_prob, aug.rotation) == (0.5, 0.8, 0.2, 180.0)
+    with pytest.raises(ValueError, match="unknown option 'colour'.*shapes-colour"):
+        load_dataset("shapes-colour", colour=False)

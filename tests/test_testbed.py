@@ -782,3 +782,15 @@ def test_the_forty_epoch_comparison_is_what_testbed_md_says():
     readme = (root / "README.md").read_text()
     for label in ("sinkhorn", "bits-fixed"):
         assert f"{float(methods[label]['knn']):.3f}" in readme, label
+
+
+def test_shapes_colour_runs_the_testbed_recipe():
+    import dataclasses
+
+    from sslobjectives.testbed import TESTBED, TESTBED_COLOUR, recipe_for
+
+    assert recipe_for("shapes-colour") is TESTBED_COLOUR
+    assert dataclasses.replace(TESTBED_COLOUR, dataset=TESTBED.dataset, why="") == (
+        dataclasses.replace(TESTBED, why="")
+    )
+    assert TESTBED_COLOUR.base()["dataset"] == "shapes-colour"
