@@ -285,9 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument(
         "--dataset",
         default="shapes-hard",
-        help="shapes-hard (the testbed, run with its recipe), digits (a quick sanity set on "
-        "which pixels already win), shapes, a .npz file or an image folder "
-        "(default: shapes-hard)",
+        help="shapes-hard (the testbed, run with its recipe), shapes-colour (its shapes on "
+        "backgrounds of random hue, same recipe), digits (a quick sanity set on which pixels "
+        "already win), shapes, a .npz file or an image folder (default: shapes-hard)",
     )
     cmp_.add_argument(
         "--no-recipe",

@@ -17,7 +17,13 @@
 
 from .augment import MultiCropAugment
 from .dataset import DataError, ImageDataset
-from .shapes import SHAPE_FACTOR_RANGES, SHAPE_NAMES, SHAPES_HARD_OPTIONS, make_shapes
+from .shapes import (
+    SHAPE_FACTOR_RANGES,
+    SHAPE_NAMES,
+    SHAPES_COLOUR_OPTIONS,
+    SHAPES_HARD_OPTIONS,
+    make_shapes,
+)
 from .sources import (
     DATASET_NAMES,
     SOURCES,
@@ -31,6 +37,7 @@ __all__ = [
     "DATASET_NAMES",
     "SHAPE_FACTOR_RANGES",
     "SHAPE_NAMES",
+    "SHAPES_COLOUR_OPTIONS",
     "SHAPES_HARD_OPTIONS",
     "SOURCES",
     "DataError",

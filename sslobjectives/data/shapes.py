@@ -1,5 +1,5 @@
 """Procedural shapes with known latent factors (class, scale, position, rotation,
-intensity, noise), to test what a representation encodes (BITS, arXiv 2602.09764, reports
+intensity, noise; in colour, the background's hue), to test what a representation encodes (BITS, arXiv 2602.09764, reports
 bits that track attributes shared across classes)."""
 
 from __future__ import annotations

@@ -289,6 +289,8 @@ def default_augment(
       jitter, blur with probability 0.5 (sigma 0.1-1.5), noise 0.02.
     - ``shapes-hard`` (16x16): as ``shapes`` but rotations up to 180 degrees either way and
       no blur.
+    - ``shapes-colour`` (16x16 RGB): as ``shapes-hard`` plus SimCLR's colour distortion
+      (with the jitter: saturation 0.8, any hue; grayscale with probability 0.2).
     - anything else (a user's ``.npz`` or folder, whatever its name): global = image size,
       local = half of it, flips on, no blur or noise.
     - ``(N, D)`` vectors: the vector scaled by a factor in 0.8-1.2 plus noise 0.05.
