@@ -1,6 +1,6 @@
 """Procedural shapes with known latent factors (class, scale, position, rotation,
-intensity, noise; in colour, the background's hue), to test what a representation encodes (BITS, arXiv 2602.09764, reports
-bits that track attributes shared across classes)."""
+intensity, noise; in colour, the background's hue), to test what a representation encodes
+(BITS, arXiv 2602.09764, reports bits that track attributes shared across classes)."""
 
 from __future__ import annotations
 
