@@ -19,12 +19,8 @@ import argparse
 import numpy as np
 import torch
 
-from sslobjectives.data.shapes import (
-    _RGB_TO_YIQ,
-    BACKGROUND_LUMA,
-    SHAPES_COLOUR_OPTIONS,
-    make_shapes,
-)
+from sslobjectives.data.augment import RGB_TO_YIQ
+from sslobjectives.data.shapes import BACKGROUND_LUMA, SHAPES_COLOUR_OPTIONS, make_shapes
 
 COLOUR_SEED = 123  # the colours' generator (the geometry is shapes-colour's, seed 0)
 
@@ -35,11 +31,11 @@ def colours(variant: str, n: int, chroma: float, gen: torch.Generator):
         hue = 2 * torch.pi * torch.rand(n, generator=gen)
         yiq = torch.stack([torch.full((n,), BACKGROUND_LUMA), chroma * torch.cos(hue),
                            chroma * torch.sin(hue)], 1)  # fmt: skip
-        return torch.ones(n, 3), (yiq @ torch.linalg.inv(torch.tensor(_RGB_TO_YIQ)).T).clamp(0, 1)
+        return torch.ones(n, 3), (yiq @ torch.linalg.inv(torch.tensor(RGB_TO_YIQ)).T).clamp(0, 1)
     if variant == "dark-bg":
         return torch.ones(n, 3), 0.6 * torch.rand(n, 3, generator=gen)
     fg, bg = torch.rand(n, 3, generator=gen), torch.rand(n, 3, generator=gen)
-    luma = torch.tensor(_RGB_TO_YIQ[0])
+    luma = torch.tensor(RGB_TO_YIQ[0])
 
     def too_close(f: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if variant == "luma":

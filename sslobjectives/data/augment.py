@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MultiCropAugment"]
+__all__ = ["RGB_TO_YIQ", "MultiCropAugment"]
 
 
 def _check_range(name: str, lo_hi: tuple[float, float], low: float, high: float) -> None:
@@ -243,8 +243,8 @@ class MultiCropAugment:
         return out.clamp(0, 1)
 
 
-#: ITU-R BT.601 luma weights (YIQ's Y), and YIQ's chroma rows I and Q.
-_YIQ = (
+#: RGB -> YIQ: ITU-R BT.601 luma weights (Y), and NTSC's chroma rows I and Q.
+RGB_TO_YIQ = (
     (0.299, 0.587, 0.114),
     (0.595716, -0.274453, -0.321263),
     (0.211456, -0.522591, 0.311135),
@@ -253,14 +253,14 @@ _YIQ = (
 
 def _luma(x: Tensor) -> Tensor:
     """Luma ``(B, 1, H, W)`` of RGB images ``(B, 3, H, W)``."""
-    w = x.new_tensor(_YIQ[0])[None, :, None, None]
+    w = x.new_tensor(RGB_TO_YIQ[0])[None, :, None, None]
     return (x * w).sum(dim=1, keepdim=True)
 
 
 def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
     """Turn the hue of RGB images ``(B, 3, H, W)`` by ``angle`` radians each ``(B,)``: the
     (I, Q) chroma plane of YIQ is rotated and Y kept, so gray pixels stay as they are."""
-    to_yiq = x.new_tensor(_YIQ)
+    to_yiq = x.new_tensor(RGB_TO_YIQ)
     cos, sin = torch.cos(angle), torch.sin(angle)
     one, zero = torch.ones_like(angle), torch.zeros_like(angle)
     rot = torch.stack(

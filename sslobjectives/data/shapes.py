@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sslobjectives.data.augment import RGB_TO_YIQ
 from sslobjectives.data.dataset import _reject_unknown
 
 SHAPE_NAMES = ("square", "circle", "triangle", "cross", "ellipse")
@@ -55,14 +56,6 @@ BACKGROUND_LUMA, BACKGROUND_CHROMA = 0.35, 0.25
 #: the (I, Q) plane, radians in ``[0, 2 pi)``.
 COLOUR_FACTOR_NAMES = ("hue",)
 
-#: RGB -> YIQ (ITU-R BT.601 luma, NTSC chroma).
-_RGB_TO_YIQ = (
-    (0.299, 0.587, 0.114),
-    (0.595716, -0.274453, -0.321263),
-    (0.211456, -0.522591, 0.311135),
-)
-
-
 def _background(hue: Tensor) -> Tensor:
     """RGB ``(n, 3)`` of the backgrounds of hue angles ``hue`` ``(n,)``: luma
     :data:`BACKGROUND_LUMA`, chroma :data:`BACKGROUND_CHROMA`, clamped to the RGB cube (a
@@ -75,7 +68,7 @@ def _background(hue: Tensor) -> Tensor:
         ],
         dim=1,
     )
-    return (yiq @ torch.linalg.inv(torch.tensor(_RGB_TO_YIQ)).T).clamp(0, 1)
+    return (yiq @ torch.linalg.inv(torch.tensor(RGB_TO_YIQ)).T).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------- shapes
