@@ -840,3 +840,32 @@ def test_the_colour_comparison_is_what_testbed_md_says():
         stored = json.loads(path.read_text())
         cached[stored["key"]["seed"]] = stored["metrics"]["knn"]
     assert baselines.untrained_metrics(config, centred=True)["knn"] == pytest.approx(cached[0])
+
+
+def test_the_sixty_epoch_colour_probes_are_what_testbed_md_says():
+    """docs/TESTBED.md, "At 60 epochs": on shapes-colour every objective ends 0.21-0.35 above
+    the centred untrained backbone in k-NN (simdino with the batch-normalised head input),
+    bits with its channel closed (raw lines: docs/testbed-colour/probes.jsonl)."""
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
+    probes = {}
+    for line in lines:
+        d = json.loads(line)
+        if d["tag"].startswith("colour-60ep"):
+            probes[d["label"] + ("+input_norm" if "input-norm" in d["tag"] else "")] = d
+    assert set(probes) == {"dino", "kl_inverse_prior", "sinkhorn", "simdino", "simdino+input_norm",
+                           "bits"}  # fmt: skip
+    floor = {d["knn_centred_untrained"] for d in probes.values()}
+    assert len(floor) == 1 and next(iter(floor)) == pytest.approx(0.396, abs=1e-3)
+    gains = {k: d["knn"] - d["knn_centred_untrained"] for k, d in probes.items()}
+    for label in ("dino", "kl_inverse_prior", "sinkhorn", "simdino+input_norm", "bits"):
+        assert 0.21 <= round(gains[label], 2) <= 0.35, label
+    assert gains["simdino"] < 0.05
+    assert probes["bits"]["bce_frac"] > 0.95  # closed
+    assert all(len(d["knn_by_epoch"]) == 60 for d in probes.values())
+    text = (root / "docs" / "TESTBED.md").read_text()
+    for d in probes.values():
+        assert f"{d['knn']:.3f} | {d['knn_centred']:.3f} | {d['linear']:.3f}" in text.replace(
+            "**", ""
+        ), d["label"]
+        assert " ".join(f"{x:.2f}" for x in d["knn_by_epoch"][4::5]) in text, d["label"]
