@@ -11,7 +11,7 @@ with centred features, a floor of the validity gate: docs/TESTBED.md; ``--no-rec
 the library defaults). ``shapes-colour`` (the same shapes, white on a background of random
 hue, with colour-distorted views) runs the same recipe: there the untrained floor is low
 (k-NN 0.35) and the supervised reference high (0.86), but at 20 epochs no objective learns
-(docs/TESTBED.md, "Colour").
+(at 60 epochs, one seed so far, they do: docs/TESTBED.md, "Colour").
 
 Both ``bits`` methods run with ``head_kwargs={"logit_norm": "batch"}`` (:data:`BITS_HEAD`): an
 affine-free BatchNorm on the logits, without which the channel stays closed at this scale

@@ -44,8 +44,8 @@ SHAPES_HARD_OPTIONS: dict[str, object] = {
 
 #: ``"shapes-colour"``: ``shapes-hard``'s shapes, white on a coloured background. Each image
 #: has its own background hue (luma :data:`BACKGROUND_LUMA`, chroma
-#: :data:`BACKGROUND_CHROMA`), a nuisance a random CNN is sensitive to (its untrained k-NN
-#: falls from 0.86 centred on ``shapes-hard`` to 0.37) and exactly what the views' hue
+#: :data:`BACKGROUND_CHROMA`), a nuisance a random CNN is sensitive to (its untrained k-NN,
+#: centred, falls from 0.86 on ``shapes-hard`` to 0.35) and exactly what the views' hue
 #: jitter changes; the shape's intensity is fixed at 1. docs/TESTBED.md has the measurements.
 SHAPES_COLOUR_OPTIONS: dict[str, object] = {**SHAPES_HARD_OPTIONS, "intensity": (1.0, 1.0)}
 
@@ -55,6 +55,7 @@ BACKGROUND_LUMA, BACKGROUND_CHROMA = 0.35, 0.25
 #: The factor column a colour image adds (before ``"shape"``): the background's hue angle in
 #: the (I, Q) plane, radians in ``[0, 2 pi)``.
 COLOUR_FACTOR_NAMES = ("hue",)
+
 
 def _background(hue: Tensor) -> Tensor:
     """RGB ``(n, 3)`` of the backgrounds of hue angles ``hue`` ``(n,)``: luma
