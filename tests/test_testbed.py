@@ -848,11 +848,12 @@ def test_the_sixty_epoch_colour_probes_are_what_testbed_md_says():
     bits with its channel closed (raw lines: docs/testbed-colour/probes.jsonl)."""
     root = Path(__file__).resolve().parents[1]
     lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
-    probes = {}
+    probes, seed1 = {}, {}
     for line in lines:
         d = json.loads(line)
         if d["tag"].startswith("colour-60ep"):
-            probes[d["label"] + ("+input_norm" if "input-norm" in d["tag"] else "")] = d
+            label = d["label"] + ("+input_norm" if "input-norm" in d["tag"] else "")
+            (probes if d["seed"] == 0 else seed1)[label] = d
     assert set(probes) == {"dino", "kl_inverse_prior", "sinkhorn", "simdino", "simdino+input_norm",
                            "bits"}  # fmt: skip
     floor = {d["knn_centred_untrained"] for d in probes.values()}
@@ -869,3 +870,8 @@ def test_the_sixty_epoch_colour_probes_are_what_testbed_md_says():
             "**", ""
         ), d["label"]
         assert " ".join(f"{x:.2f}" for x in d["knn_by_epoch"][4::5]) in text, d["label"]
+    # seed 1 (a second seed of the objectives that learned): the same picture
+    for label, d in seed1.items():
+        assert 0.21 <= round(d["knn"] - d["knn_centred_untrained"], 2) <= 0.25, label
+        assert f"{d['knn']:.3f}" in text and f"{d['knn_centred_untrained']:.3f}" in text, label
+    assert set(seed1) == {"dino", "kl_inverse_prior", "sinkhorn", "simdino+input_norm"}
