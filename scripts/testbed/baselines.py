@@ -13,7 +13,6 @@ Usage (progress on stderr, one JSON line per baseline on stdout)::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import torch
 
 from sslobjectives import baselines
-from sslobjectives.data import ImageDataset, MultiCropAugment, default_augment
 from sslobjectives.train.config import RunConfig
 
 
@@ -33,12 +31,6 @@ def raw_baseline(config: RunConfig) -> dict[str, dict[str, float]]:
 def untrained_baseline(config: RunConfig) -> dict[str, float]:
     """The backbone a run of ``config`` starts from, before any step."""
     return baselines.untrained_metrics(config)
-
-
-def augment_with(data: ImageDataset, n_local: int, overrides: dict[str, Any]) -> MultiCropAugment:
-    """The dataset's default augmentation with some fields replaced."""
-    aug = default_augment(data, n_local=n_local)
-    return dataclasses.replace(aug, **overrides) if overrides else aug
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
