@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from sslobjectives.testbed import DEFAULT
+
 #: Exit status of a command refused before it did anything (bad arguments, specs, files).
 USAGE_ERROR = 2
 #: Set to print the traceback of an unexpected error (a bug) instead of one line.
@@ -284,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument(
         "--dataset",
-        default="shapes-hard",
-        help="shapes-hard (the testbed, run with its recipe), shapes-colour (its shapes on "
-        "backgrounds of random hue, same recipe), digits (a quick sanity set on which pixels "
-        "already win), shapes, a .npz file or an image folder (default: shapes-hard)",
+        default=DEFAULT.dataset,
+        help="shapes-colour (the testbed: white shapes on backgrounds of random hue, run "
+        "with its recipe, 60 epochs), shapes-hard (the same shapes in grey, with the recipe "
+        "of experiments/), digits (a quick sanity set on which pixels already win), shapes, "
+        f"a .npz file or an image folder (default: {DEFAULT.dataset})",
     )
     cmp_.add_argument(
         "--no-recipe",
@@ -310,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument(
         "--epochs",
         type=_positive,
-        help="epochs per run (default: the recipe's, 20 on the testbed; 30 elsewhere)",
+        help="epochs per run (default: the recipe's, 60 on the testbed shapes-colour, 20 on "
+        "shapes-hard; 30 elsewhere)",
     )
     cmp_.add_argument(
         "--seeds",

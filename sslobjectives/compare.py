@@ -3,15 +3,16 @@
 The default set is the BITS paper's comparison (arXiv 2602.09764, Tables 1-2) plus the
 clustering paper's teacher (arXiv 2605.11870): ``dino``, ``kl_inverse_prior``, ``sinkhorn``,
 ``simdino``, ``bits`` with a fixed head and ``bits`` with a head reset every tenth of
-training (the paper's n = 10 of 100 epochs), 3 seeds each, on the embedded testbed
-``shapes-hard`` with its recipe (:data:`sslobjectives.testbed.TESTBED`: the settings, each
-measured, with which every objective's mean k-NN there ends 0.10 or more above the raw input
-and the untrained backbone as the runs measure it, though not above the untrained backbone
-with centred features, a floor of the validity gate: docs/TESTBED.md; ``--no-recipe`` runs
-the library defaults). ``shapes-colour`` (the same shapes, white on a background of random
-hue, with colour-distorted views) runs the same recipe: there the untrained floor is low
-(k-NN 0.35) and the supervised reference high (0.86), but at 20 epochs no objective learns
-(at 60 epochs, one seed so far, they do: docs/TESTBED.md, "Colour").
+training (the paper's n = 10 of 100 epochs), 3 seeds each, by default on the embedded testbed
+:data:`sslobjectives.testbed.DEFAULT`: ``shapes-colour`` (five shapes at 16 px, white on a
+background of random hue, any rotation, position, scale; views with colour distortion) with
+its recipe :data:`~sslobjectives.testbed.TESTBED_COLOUR` (the settings, each measured, with
+which the objectives learn there: 60 epochs, ``bits`` at the paper's beta 0.1; docs/TESTBED.md,
+"Colour"; ``--no-recipe`` runs the library defaults). ``shapes-hard`` (the same shapes in
+grey) runs :data:`~sslobjectives.testbed.TESTBED`, the recipe of ``experiments/``: there
+every objective's mean k-NN ends 0.10 or more above the raw input and the untrained backbone
+as the runs measure it, though not above the untrained backbone with centred features, a
+floor of the validity gate (docs/TESTBED.md, "The untrained backbone, centred").
 
 Both ``bits`` methods run with ``head_kwargs={"logit_norm": "batch"}`` (:data:`BITS_HEAD`): an
 affine-free BatchNorm on the logits, without which the channel stays closed at this scale

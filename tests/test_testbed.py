@@ -510,7 +510,7 @@ def test_the_committed_testbed_comparison_supports_what_the_docs_say():
     import csv
 
     root = Path(__file__).resolve().parents[1]
-    with open(root / "docs" / "compare" / "summary.csv", newline="") as fh:
+    with open(root / "docs" / "compare-shapes-hard" / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     base = {r["baseline"]: r for r in rows if r["baseline"]}
     methods = {r["label"]: r for r in rows if not r["baseline"]}
@@ -571,8 +571,9 @@ def _spec_runs(name: str):
 
 
 def test_experiment_one_b_is_the_default_comparison():
-    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare`'s runs:
-    the same run ids (so the same run folders as docs/compare)."""
+    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare
+    --dataset shapes-hard`'s runs: the same run ids (so the same run folders as
+    docs/compare-shapes-hard, the default comparison until session 8)."""
     from sslobjectives.compare import comparison_spec
     from sslobjectives.testbed import TESTBED
 
@@ -629,9 +630,10 @@ def test_every_ablation_runs_on_the_testbed_with_its_family_settings(name):
 
 def test_the_five_seed_clustering_table_is_the_committed_runs():
     """docs/TESTBED.md's table of seeds 0-4 (clustering objectives): seeds 0-2 are
-    docs/compare's runs, seeds 3-4 docs/testbed-seeds-3-4's (the same recipe, `sslobj compare
-    --seeds 3,4`); dino's seed 3 ends under its untrained backbone and its 5-seed mean k-NN is
-    less than 0.10 above the untrained backbone's."""
+    docs/compare-shapes-hard's runs, seeds 3-4 docs/testbed-seeds-3-4's (the same recipe,
+    `sslobj compare --dataset shapes-hard --seeds 3,4`); dino's seed 3 ends under its
+    untrained backbone and its 5-seed mean k-NN is less than 0.10 above the untrained
+    backbone's."""
     import statistics
 
     root = Path(__file__).resolve().parents[1]
@@ -641,7 +643,7 @@ def test_the_five_seed_clustering_table_is_the_committed_runs():
             for r in csv.DictReader(fh):
                 if r["label"] in ("dino", "kl_inverse_prior", "sinkhorn"):
                     knn.setdefault(r["label"], {})[int(r["seed"])] = float(r["knn"])
-    with open(root / "docs" / "compare" / "summary.csv", newline="") as fh:
+    with open(root / "docs" / "compare-shapes-hard" / "summary.csv", newline="") as fh:
         first3 = next(float(r["knn"]) for r in csv.DictReader(fh) if r["baseline"].endswith(
             "untrained"))
     untrained = {}
@@ -672,10 +674,10 @@ def test_the_five_seed_clustering_table_is_the_committed_runs():
 def test_the_untrained_backbone_centred_is_as_good_as_any_objective_in_knn():
     """docs/TESTBED.md "The untrained backbone, centred" and the README: subtracting the
     training mean lifts the untrained testbed backbone's k-NN from about 0.69 to 0.86, above
-    every objective's mean k-NN in docs/compare; centred, the trained clustering teachers are
-    below it. Recomputed here for the untrained backbones (seconds); the trained teachers'
-    centred k-NN is the committed docs/testbed-centred/runs.csv (scripts/testbed/
-    centred_knn.py on docs/compare/runs), checked against docs/compare's own k-NN."""
+    every objective's mean k-NN in docs/compare-shapes-hard; centred, the trained clustering
+    teachers are below it. Recomputed here for the untrained backbones (seconds); the trained
+    teachers' centred k-NN is the committed docs/testbed-centred/runs.csv (scripts/testbed/
+    centred_knn.py on docs/compare-shapes-hard/runs), checked against its own k-NN."""
     import statistics
     import sys
 
@@ -685,9 +687,9 @@ def test_the_untrained_backbone_centred_is_as_good_as_any_objective_in_knn():
         import centred_knn
     finally:
         sys.path.remove(str(root / "scripts" / "testbed"))
-    with open(root / "docs" / "compare" / "summary.csv", newline="") as fh:
+    with open(root / "docs" / "compare-shapes-hard" / "summary.csv", newline="") as fh:
         summary = list(csv.DictReader(fh))
-    with open(root / "docs" / "compare" / "runs.csv", newline="") as fh:
+    with open(root / "docs" / "compare-shapes-hard" / "runs.csv", newline="") as fh:
         run_knn = {(r["label"], int(r["seed"])): float(r["knn"]) for r in csv.DictReader(fh)}
     with open(root / "docs" / "testbed-centred" / "runs.csv", newline="") as fh:
         centred = list(csv.DictReader(fh))
@@ -703,7 +705,7 @@ def test_the_untrained_backbone_centred_is_as_good_as_any_objective_in_knn():
     centred_mean = statistics.mean(v[1] for v in fresh.values())
     assert centred_mean > max(objectives.values())  # above every objective's mean k-NN
     assert centred_mean - raw_mean > 0.15
-    # the committed per-run table is docs/compare's runs: same raw k-NN, same untrained
+    # the committed per-run table is docs/compare-shapes-hard's runs: same raw k-NN and untrained
     assert len(centred) == 18
     for r in centred:
         seed = int(r["seed"])
@@ -792,16 +794,29 @@ def test_the_forty_epoch_comparison_is_what_testbed_md_says():
         assert f"{float(methods[label]['knn']):.3f}" in readme, label
 
 
-def test_shapes_colour_runs_the_testbed_recipe():
-    import dataclasses
+def test_shapes_colour_runs_the_testbed_recipe_with_what_colour_measured():
+    """TESTBED_COLOUR is TESTBED's recipe on shapes-colour except where colour measured
+    differently (its comment): 60 epochs, simdino's head input normalised, bits at the paper's
+    beta 0.1, bits-reset's period scaled to 12 of 60 epochs."""
+    from sslobjectives.compare import default_methods
+    from sslobjectives.objectives import get
+    from sslobjectives.testbed import DEFAULT, TESTBED, TESTBED_COLOUR, recipe_for
 
-    from sslobjectives.testbed import TESTBED, TESTBED_COLOUR, recipe_for
-
-    assert recipe_for("shapes-colour") is TESTBED_COLOUR
-    assert dataclasses.replace(TESTBED_COLOUR, dataset=TESTBED.dataset, why="") == (
-        dataclasses.replace(TESTBED, why="")
-    )
-    assert TESTBED_COLOUR.base()["dataset"] == "shapes-colour"
+    assert recipe_for("shapes-colour") is TESTBED_COLOUR is DEFAULT
+    assert TESTBED_COLOUR.base() == {**TESTBED.base(), "dataset": "shapes-colour", "epochs": 60}
+    assert TESTBED_COLOUR.for_head_kind("cluster") == TESTBED.for_head_kind("cluster")
+    embedding = ({}, {"head_kwargs": {"input_norm": "batch"}})
+    assert TESTBED_COLOUR.for_head_kind("embedding") == embedding
+    cfg, run = TESTBED_COLOUR.for_head_kind("binary")
+    assert cfg == {} and run == TESTBED.for_head_kind("binary")[1]
+    methods = {m.label: m for m in default_methods(60, TESTBED_COLOUR)}
+    assert get("bits").Config().beta == 0.1  # the paper's, which the recipe keeps
+    for label in ("bits-fixed", "bits-reset"):
+        assert methods[label].objective_cfg == {}, label
+    assert methods["bits-reset"].run["reset_period"] == 12  # 20 of 100 epochs, as TESTBED's 4 of 20
+    assert TESTBED.for_label("bits-reset")["reset_period"] / TESTBED.run["epochs"] == 12 / 60
+    assert methods["bits-reset"].run["reset_teacher"] is False
+    assert methods["simdino"].run["head_kwargs"] == {"input_norm": "batch"}
 
 
 def test_the_colour_comparison_is_what_testbed_md_says():

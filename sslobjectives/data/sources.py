@@ -9,8 +9,8 @@ Sources, chosen by ``load_dataset(name)``:
 - ``"digits"``: scikit-learn's bundled 8x8 handwritten digits (1797 images, no download).
 - ``"shapes-hard"``: :func:`make_shapes` with wide nuisance ranges (``SHAPES_HARD_OPTIONS``).
 - ``"shapes-colour"``: ``shapes-hard``'s shapes, white on a background of its own random hue
-  per image (``SHAPES_COLOUR_OPTIONS``), with colour-distorted views; a testbed candidate
-  (docs/TESTBED.md, "Colour").
+  per image (``SHAPES_COLOUR_OPTIONS``), with colour-distorted views; the testbed of
+  ``sslobj compare`` (docs/TESTBED.md, "Colour").
 - ``"shapes"``: :func:`make_shapes`, grayscale shapes whose generative factors (class, scale,
   position, rotation, intensity, noise) are known, to test what a representation encodes
   (BITS, arXiv 2602.09764, reports bits that track attributes shared across classes).
