@@ -893,3 +893,44 @@ def test_the_sixty_epoch_colour_probes_are_what_testbed_md_says():
         assert 0.21 <= round(d["knn"] - d["knn_centred_untrained"], 2) <= 0.25, label
         assert f"{d['knn']:.3f}" in text and f"{d['knn_centred_untrained']:.3f}" in text, label
     assert set(seed1) == {"dino", "kl_inverse_prior", "sinkhorn", "simdino+input_norm"}
+
+
+def test_the_bits_beta_table_on_colour_is_what_testbed_md_says():
+    """docs/TESTBED.md, "`bits`'s channel on colour": on shapes-colour at 60 epochs the
+    channel closes on seed 1 at beta 0.2 and 0.3 and stays open at the paper's 0.1 (the
+    recipe's choice); closed runs lose the linear probe, not the k-NN; cutting the hue jitter
+    opens the channel and learns nothing (raw lines: docs/testbed-colour/probes.jsonl)."""
+    from sslobjectives.testbed import TESTBED_COLOUR
+
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
+    probes = [json.loads(line) for line in lines]
+    cell = {}
+    for d in probes:
+        if d["label"] != "bits" or d.get("data") != "shapes-colour" or d["aug"]:
+            continue
+        last = {s.split("=", 1)[0]: json.loads(s.split("=", 1)[1]) for s in d["set"]}
+        if d["tag"].startswith(("s8-bits-", "colour-60ep")) and "reset_period" not in last:
+            cell[(last["objective_cfg"]["beta"], d["seed"], last["epochs"])] = d
+    text = (root / "docs" / "TESTBED.md").read_text()
+    section = text[text.index("## `bits`'s channel on colour") : text.index("## Colour:")]
+    closed = lambda d: d["bce_frac"] >= 0.95  # noqa: E731
+    for (beta, seed, epochs), d in cell.items():
+        if epochs != 60:
+            continue
+        shown = f"{d['knn']:.3f} / {d['linear']:.3f} / {d['bce_frac']:.2f}"
+        assert shown + (" closed" if closed(d) else "") in section, (beta, seed)
+        assert f"(floor {d['knn_centred_untrained']:.3f})" in section, seed
+        if closed(d):
+            assert d["linear"] < 0.56, (beta, seed)
+        else:
+            assert d["linear"] > 0.62, (beta, seed)
+    assert closed(cell[(0.5, 0, 60)])
+    for beta in (0.2, 0.3):
+        assert not closed(cell[(beta, 0, 60)]) and closed(cell[(beta, 1, 60)]), beta
+    assert not closed(cell[(0.1, 0, 60)]) and not closed(cell[(0.1, 1, 60)])
+    assert "beta" not in TESTBED_COLOUR.for_head_kind("binary")[0]  # the paper's 0.1 it is
+    hue = next(d for d in probes if d["tag"] == "s8-bits-hue01")
+    assert hue["aug"] == ["hue=0.1"] and not closed(hue)
+    assert abs(hue["knn"] - hue["knn_centred_untrained"]) < 0.02
+    assert f"{hue['knn']:.3f}" in section and f"{hue['knn_centred_untrained']:.3f}" in section
