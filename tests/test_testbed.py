@@ -657,7 +657,7 @@ def test_the_five_seed_clustering_table_is_the_committed_runs():
 
     root = Path(__file__).resolve().parents[1]
     knn: dict[str, dict[int, float]] = {}
-    for folder in ("compare", "testbed-seeds-3-4"):
+    for folder in ("compare-shapes-hard", "testbed-seeds-3-4"):
         with open(root / "docs" / folder / "runs.csv", newline="") as fh:
             for r in csv.DictReader(fh):
                 if r["label"] in ("dino", "kl_inverse_prior", "sinkhorn"):
