@@ -999,6 +999,15 @@ def test_the_default_comparison_on_colour_is_what_the_docs_say():
     assert methods["bits-reset"]["collapsed"] == "2" and [f"{x:.2f}" for x in ranks] == [
         "1.84", "1.94"
     ]  # fmt: skip
+    text = (root / "docs" / "TESTBED.md").read_text()
+    for label, r in methods.items():  # TESTBED.md's table of this comparison
+        knn, ci, linear = float(r["knn"]), float(r["knn_ci"]), float(r["linear"])
+        row = f"| `{label}` | {knn:.3f} ± {ci:.3f} | {linear:.3f} | +{knn - best:.3f} | "
+        assert row + ("**learned**" if label in learned else "no: CI reaches the floor") in text
+    seeds = sorted(float(per_run[("kl_inverse_prior", s)]["posterior_marginal_entropy"])
+                   for s in range(3))  # fmt: skip
+    flat = " ".join(text.split())
+    assert "marginal entropy " + ", ".join(f"{x:.3f}" for x in reversed(seeds)) in flat
     readme = " ".join((root / "README.md").read_text().replace(">", "").split())
     for quote in (
         "every mean k-NN ends 0.23–0.26 above the best baseline",
