@@ -1026,3 +1026,34 @@ def test_the_default_comparison_on_colour_is_what_the_docs_say():
         for s in range(3)
     ]
     assert sum(fresh) / 3 == pytest.approx(float(base[UNTRAINED_CENTRED]["knn"]), abs=1e-3)
+
+
+def test_the_clustering_targets_table_is_the_committed_measurement():
+    """docs/TESTBED.md: kl_inverse_prior's raw teacher posterior is "collapsed" by the rule
+    while its normalised targets use many clusters (scripts/testbed/cluster_targets.py on
+    docs/compare/runs; docs/testbed-colour/cluster_targets.jsonl, whose raw marginal is the
+    committed runs' own posterior_marginal_entropy)."""
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "docs" / "testbed-colour" / "cluster_targets.jsonl").read_text()
+    rows = {(r["label"], r["seed"]): r for r in map(json.loads, lines.splitlines())}
+    _, _, runs = _committed_comparison(root / "docs" / "compare")
+    for r in runs:
+        if (r["label"], int(r["seed"])) in rows:
+            row = rows[(r["label"], int(r["seed"]))]
+            recorded = float(r["posterior_marginal_entropy"])
+            assert row["recorded"] == pytest.approx(recorded, abs=1e-4)
+            assert row["raw_marginal"] == pytest.approx(recorded, abs=1e-3)  # same teacher
+    assert {label for label, _ in rows} == {"dino", "kl_inverse_prior", "sinkhorn"}
+    floor = 0.1 * rows[("dino", 0)]["log_k"]  # the collapse rule's
+    for seed in range(3):
+        kl = rows[("kl_inverse_prior", seed)]
+        assert kl["raw_marginal"] < floor and kl["raw_used"] <= 2
+        assert kl["target_marginal"] > 1.0 and kl["target_used"] >= 18
+    text = " ".join((root / "docs" / "TESTBED.md").read_text().split())
+    for label in ("dino", "kl_inverse_prior", "sinkhorn"):
+        cells = [", ".join(f"{rows[(label, s)][k]:.3f}" for s in range(3))
+                 for k in ("raw_marginal", "target_marginal", "target_sample")]  # fmt: skip
+        used = ", ".join(f"{rows[(label, s)]['raw_used']} / {rows[(label, s)]['target_used']}"
+                         for s in range(3))  # fmt: skip
+        row = f"| `{label}` s0, s1, s2 | " + " | ".join(cells) + f" | {used} |"
+        assert row in text, label
