@@ -1057,3 +1057,26 @@ def test_the_clustering_targets_table_is_the_committed_measurement():
                          for s in range(3))  # fmt: skip
         row = f"| `{label}` s0, s1, s2 | " + " | ".join(cells) + f" | {used} |"
         assert row in text, label
+
+
+def test_over_five_seeds_every_group_passes_the_gate_on_colour():
+    """docs/TESTBED.md and the README: seeds 3-4 added to the default comparison's seeds 0-2,
+    tabled by sslobj compare over the 30 runs (docs/testbed-colour/five-seeds/), every group
+    passes the gate with every bits channel open; its seeds 0-2 are docs/compare's runs."""
+    root = Path(__file__).resolve().parents[1]
+    base, methods, runs = _committed_comparison(root / "docs" / "testbed-colour" / "five-seeds")
+    assert len(runs) == 30 and {int(r["seed"]) for r in runs} == set(range(5))
+    assert all(r["n"] == "5" for r in methods.values())
+    assert {k for k, r in methods.items() if r["learned"] == "True"} == set(methods)
+    assert len(methods) == 6
+    for label in ("bits-fixed", "bits-reset"):
+        assert methods[label]["channel_closed"] in ("0", "False"), label
+    _, _, first3 = _committed_comparison(root / "docs" / "compare")
+    _, _, last2 = _committed_comparison(root / "docs" / "testbed-colour" / "seeds-3-4")
+    assert {r["run_id"] for r in runs} == {r["run_id"] for r in first3 + last2}
+    text = " ".join((root / "docs" / "TESTBED.md").read_text().split())
+    for label, r in methods.items():
+        cells = [f"{float(r[m]):.3f} ± {float(r[m + '_ci']):.3f}" for m in ("knn", "linear")]
+        assert f"| `{label}` | {cells[0]} | {cells[1]} | learned" in text, label
+    readme = " ".join((root / "README.md").read_text().replace(">", "").split())
+    assert "all six pass it over five seeds (`docs/testbed-colour/five-seeds/`" in readme
