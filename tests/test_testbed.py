@@ -1080,3 +1080,24 @@ def test_over_five_seeds_every_group_passes_the_gate_on_colour():
         assert f"| `{label}` | {cells[0]} | {cells[1]} | learned" in text, label
     readme = " ".join((root / "README.md").read_text().replace(">", "").split())
     assert "all six pass it over five seeds (`docs/testbed-colour/five-seeds/`" in readme
+
+
+def test_the_probes_towards_a_narrower_spread_are_what_testbed_md_says():
+    """docs/TESTBED.md: bits-fixed's seed 0 at 90 epochs ends far above its 60-epoch k-NN
+    with its channel open; kl_inverse_prior's seed 2 with the teacher at T 0.04 does not
+    gain (raw lines: docs/testbed-colour/probes.jsonl; the 60-epoch values: docs/compare)."""
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
+    probes = {d["tag"]: d for d in map(json.loads, lines)}
+    bits, kl = probes["s8-bits-90ep"], probes["s8-kl-t004"]
+    assert "epochs=90" in bits["set"] and (bits["label"], bits["seed"]) == ("bits", 0)
+    assert any('"teacher_temp":0.04' in s for s in kl["set"]) and kl["seed"] == 2
+    assert len(bits["knn_by_epoch"]) == 90 and bits["bce_frac"] < 0.95
+    _, _, runs = _committed_comparison(root / "docs" / "compare")
+    at60 = {(r["label"], int(r["seed"])): float(r["knn"]) for r in runs}
+    assert bits["knn"] > at60[("bits-fixed", 0)] + 0.15
+    assert kl["knn"] < at60[("kl_inverse_prior", 2)] and not kl["collapsed"]
+    text = " ".join((root / "docs" / "TESTBED.md").read_text().split())
+    assert f"ends at k-NN {bits['knn']:.3f} (linear {bits['linear']:.3f}" in text
+    assert f"{bits['bce_frac']:.2f} B ln 2) against {at60[('bits-fixed', 0)]:.3f}" in text
+    assert f"ends at {kl['knn']:.3f} against {at60[('kl_inverse_prior', 2)]:.3f}" in text
