@@ -1101,3 +1101,23 @@ def test_the_probes_towards_a_narrower_spread_are_what_testbed_md_says():
     assert f"ends at k-NN {bits['knn']:.3f} (linear {bits['linear']:.3f}" in text
     assert f"{bits['bce_frac']:.2f} B ln 2) against {at60[('bits-fixed', 0)]:.3f}" in text
     assert f"ends at {kl['knn']:.3f} against {at60[('kl_inverse_prior', 2)]:.3f}" in text
+
+
+def test_the_forty_epoch_budget_probes_are_what_testbed_md_says():
+    """docs/TESTBED.md and docs/STATUS.md: at 40 epochs (seed 0) dino and bits-fixed end
+    0.12-0.16 above the centred untrained floor on shapes-colour, bits with its channel open
+    (raw lines tagged s8-budget-40ep in docs/testbed-colour/probes.jsonl)."""
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
+    probes = {d["label"]: d for d in map(json.loads, lines) if d["tag"] == "s8-budget-40ep"}
+    assert set(probes) == {"dino", "bits"}
+    _, _, runs = _committed_comparison(root / "docs" / "compare")
+    at60 = {(r["label"], int(r["seed"])): float(r["knn"]) for r in runs}
+    text = " ".join((root / "docs" / "TESTBED.md").read_text().split())
+    for label, name in (("dino", "dino"), ("bits", "bits-fixed")):
+        d = probes[label]
+        assert len(d["knn_by_epoch"]) == 40 and d["seed"] == 0, label
+        assert 0.12 <= round(d["knn"] - d["knn_centred_untrained"], 2) <= 0.16, label
+        assert f"at {d['knn']:.3f} (linear {d['linear']:.3f}" in text, label
+        assert f"against {at60[(name, 0)]:.3f}" in text, label
+    assert probes["bits"]["bce_frac"] < 0.95
