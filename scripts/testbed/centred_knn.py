@@ -68,13 +68,34 @@ def testbed_config(seed: int) -> RunConfig:
     return plan_runs(methods, [seed], TESTBED.base())[0]
 
 
-def run_folder(folder: Path) -> dict[str, object]:
-    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    model = student_of(config)
-    untrained = knn_three_ways(model, config)
+def run_folders(paths: list[Path]) -> list[Path]:
+    """The run folders (``config.json`` and ``checkpoint.pt``) among ``paths``, each a run
+    folder or a folder of run folders."""
+    folders: list[Path] = []
+    for path in paths:
+        folders += [path] if (path / "config.json").is_file() else sorted(path.glob("*/"))
+    return [f for f in folders if (f / "checkpoint.pt").is_file()]
+
+
+def run_config_of(folder: Path) -> RunConfig:
+    """The run's config, from its ``config.json``."""
+    return RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+
+
+def load_teacher(model: torch.nn.Module, folder: Path) -> dict:
+    """Load the run's final EMA teacher into ``model`` (a student of the run's config) and
+    return the checkpoint's state (the objective's state is under ``"objective"``)."""
     state = read_checkpoint(folder / "checkpoint.pt", map_location=CPU)[1]
     # the EMA teacher's state holds its student-shaped module under "module."
     model.load_state_dict({k.removeprefix("module."): v for k, v in state["teacher"].items()})
+    return state
+
+
+def run_folder(folder: Path) -> dict[str, object]:
+    config = run_config_of(folder)
+    model = student_of(config)
+    untrained = knn_three_ways(model, config)
+    load_teacher(model, folder)
     trained = knn_three_ways(model, config)
     return {"label": config.display_name, "seed": config.seed, "untrained": untrained,
             "trained": trained}  # fmt: skip
@@ -96,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             u = knn_three_ways(student_of(config), config)
             print(f"| untrained | {seed} | {u[0]:.3f} / {u[1]:.3f} / {u[2]:.3f} | |")
         return 0
-    folders = []
-    for path in args.runs:
-        folders += [path] if (path / "config.json").is_file() else sorted(path.glob("*/"))
-    rows = [run_folder(f) for f in folders if (f / "checkpoint.pt").is_file()]
+    rows = [run_folder(f) for f in run_folders(args.runs)]
     if not rows:
         print("no run folders with config.json and checkpoint.pt given", file=sys.stderr)
         return 2

@@ -29,32 +29,24 @@ from pathlib import Path
 
 import torch
 
+from sslobjectives.diagnostics import marginal_entropy, mean_sample_entropy
 from sslobjectives.eval.run import extract
 from sslobjectives.objectives import get
-from sslobjectives.train.config import RunConfig
 from sslobjectives.train.datacheck import eval_dataset_for
-from sslobjectives.train.rundir import read_checkpoint
-from sslobjectives.train.trainer import build_run_student, dataset_for
+from sslobjectives.train.trainer import dataset_for
 
-CPU = torch.device("cpu")
-
-
-def entropy(p: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats along the last axis (0 log 0 = 0)."""
-    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from centred_knn import CPU, load_teacher, run_config_of, run_folders, student_of  # noqa: E402
 
 
 def run_folder(folder: Path) -> dict[str, object] | None:
     """The row of one run folder, or None when its objective is not a clustering one."""
-    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    kind = get(config.objective).head_kind
-    if kind != "cluster":
+    config = run_config_of(folder)
+    if get(config.objective).head_kind != "cluster":
         return None
     objective = get(config.objective).from_config(**config.objective_cfg)
-    model = build_run_student(config, dataset_for(config), kind)
-    state = read_checkpoint(folder / "checkpoint.pt", map_location=CPU)[1]
-    # the EMA teacher's state holds its student-shaped module under "module."
-    model.load_state_dict({k.removeprefix("module."): v for k, v in state["teacher"].items()})
+    model = student_of(config)
+    state = load_teacher(model, folder)
     objective.load_state_dict(state.get("objective") or {}, strict=False)
     objective.eval()  # DINO's centre and a running prior are read, not updated
     temp = float(objective.config.teacher_temp)
@@ -70,9 +62,9 @@ def run_folder(folder: Path) -> dict[str, object] | None:
     return {
         "label": config.display_name,
         "seed": config.seed,
-        "raw_marginal": float(entropy(p.mean(0))),
-        "target_marginal": float(entropy(q.mean(0))),
-        "target_sample": float(entropy(q).mean()),
+        "raw_marginal": float(marginal_entropy(p)),
+        "target_marginal": float(marginal_entropy(q)),
+        "target_sample": float(mean_sample_entropy(q)),
         "raw_used": int(p.argmax(1).unique().numel()),
         "target_used": int(q.argmax(1).unique().numel()),
         "log_k": math.log(k),
@@ -88,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the rows to this JSON-lines file")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    folders = []
-    for path in args.runs:
-        folders += [path] if (path / "config.json").is_file() else sorted(path.glob("*/"))
-    rows = [
-        r for f in folders if (f / "checkpoint.pt").is_file() for r in [run_folder(f)] if r
-    ]
+    rows = [r for r in map(run_folder, run_folders(args.runs)) if r is not None]
     if not rows:
         print("no clustering run folders with config.json and checkpoint.pt given", file=sys.stderr)
         return 2
