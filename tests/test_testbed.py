@@ -4,6 +4,7 @@ the uniform-teacher collapse rule and augmentations as part of the run."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from pathlib import Path
@@ -776,6 +777,28 @@ def test_the_candidate_changes_table_is_the_committed_probes():
         assert f"| {row['knn']:.3f} |" in section, row
 
 
+@functools.cache
+def _colour_probes() -> tuple[dict, ...]:
+    """The probe.py lines of docs/testbed-colour/probes.jsonl (read once)."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "testbed-colour" / "probes.jsonl"
+    return tuple(json.loads(line) for line in path.read_text().splitlines())
+
+
+@functools.cache
+def _colour_floor(seed: int) -> float:
+    """The centred untrained backbone's k-NN on today's shapes-colour (computed once per seed:
+    an untrained backbone does not depend on the recipe's epochs)."""
+    from sslobjectives.testbed import TESTBED_COLOUR
+
+    config = RunConfig.from_dict({**TESTBED_COLOUR.base(), "objective": "dino", "seed": seed})
+    return baselines.untrained_metrics(config, centred=True)["knn"]
+
+
+def _knn_by_run(runs) -> dict[tuple[str, int], float]:
+    """``{(label, seed): k-NN}`` of a comparison's per-run rows."""
+    return {(r["label"], int(r["seed"])): float(r["knn"]) for r in runs}
+
+
 def _committed_comparison(folder):
     """``(baselines by label, methods by label, per-run rows)`` of a table ``sslobj compare``
     wrote into ``folder`` (its summary.csv and runs.csv)."""
@@ -867,16 +890,11 @@ def test_the_colour_comparison_is_what_testbed_md_says():
     assert claim in readme
     assert len(runs) == 18 and {int(r["seed"]) for r in runs} == {0, 1, 2}
     # the committed baselines are those of today's shapes-colour (recomputed for seed 0)
-    from sslobjectives import baselines
-    from sslobjectives.testbed import TESTBED_COLOUR
-    from sslobjectives.train.config import RunConfig
-
-    config = RunConfig.from_dict({**TESTBED_COLOUR.base(), "objective": "dino", "seed": 0})
     cached = {}
     for path in (folder / "baselines").glob("untrained_centred-*.json"):
         stored = json.loads(path.read_text())
         cached[stored["key"]["seed"]] = stored["metrics"]["knn"]
-    assert baselines.untrained_metrics(config, centred=True)["knn"] == pytest.approx(cached[0])
+    assert _colour_floor(0) == pytest.approx(cached[0])
 
 
 def test_the_sixty_epoch_colour_probes_are_what_testbed_md_says():
@@ -884,10 +902,8 @@ def test_the_sixty_epoch_colour_probes_are_what_testbed_md_says():
     the centred untrained backbone in k-NN (simdino with the batch-normalised head input),
     bits with its channel closed (raw lines: docs/testbed-colour/probes.jsonl)."""
     root = Path(__file__).resolve().parents[1]
-    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
     probes, seed1 = {}, {}
-    for line in lines:
-        d = json.loads(line)
+    for d in _colour_probes():
         if d["tag"].startswith("colour-60ep"):
             label = d["label"] + ("+input_norm" if "input-norm" in d["tag"] else "")
             (probes if d["seed"] == 0 else seed1)[label] = d
@@ -922,8 +938,7 @@ def test_the_bits_beta_table_on_colour_is_what_testbed_md_says():
     from sslobjectives.testbed import TESTBED_COLOUR
 
     root = Path(__file__).resolve().parents[1]
-    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
-    probes = [json.loads(line) for line in lines]
+    probes = _colour_probes()
     cell = {}
     for d in probes:
         if d["label"] != "bits" or d.get("data") != "shapes-colour" or d["aug"]:
@@ -962,9 +977,7 @@ def test_the_default_comparison_on_colour_is_what_the_docs_say():
     kl_inverse_prior and bits-fixed miss it by their seed spread; kl_inverse_prior's raw
     teacher posterior collapses on every seed and two bits-reset runs end with features of
     effective rank under 2 (docs/compare/, written by scripts/regenerate-readme.py --run)."""
-    from sslobjectives import baselines
     from sslobjectives.testbed import DEFAULT
-    from sslobjectives.train.config import RunConfig
 
     root = Path(__file__).resolve().parents[1]
     folder = root / "docs" / "compare"
@@ -1019,12 +1032,7 @@ def test_the_default_comparison_on_colour_is_what_the_docs_say():
     ):
         assert quote in readme, quote
     # the committed floor is today's shapes-colour's (recomputed: seconds per seed)
-    fresh = [
-        baselines.untrained_metrics(
-            RunConfig.from_dict({**DEFAULT.base(), "objective": "dino", "seed": s}), centred=True
-        )["knn"]
-        for s in range(3)
-    ]
+    fresh = [_colour_floor(s) for s in range(3)]
     assert sum(fresh) / 3 == pytest.approx(float(base[UNTRAINED_CENTRED]["knn"]), abs=1e-3)
 
 
@@ -1087,14 +1095,12 @@ def test_the_probes_towards_a_narrower_spread_are_what_testbed_md_says():
     with its channel open; kl_inverse_prior's seed 2 with the teacher at T 0.04 does not
     gain (raw lines: docs/testbed-colour/probes.jsonl; the 60-epoch values: docs/compare)."""
     root = Path(__file__).resolve().parents[1]
-    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
-    probes = {d["tag"]: d for d in map(json.loads, lines)}
+    probes = {d["tag"]: d for d in _colour_probes()}
     bits, kl = probes["s8-bits-90ep"], probes["s8-kl-t004"]
     assert "epochs=90" in bits["set"] and (bits["label"], bits["seed"]) == ("bits", 0)
     assert any('"teacher_temp":0.04' in s for s in kl["set"]) and kl["seed"] == 2
     assert len(bits["knn_by_epoch"]) == 90 and bits["bce_frac"] < 0.95
-    _, _, runs = _committed_comparison(root / "docs" / "compare")
-    at60 = {(r["label"], int(r["seed"])): float(r["knn"]) for r in runs}
+    at60 = _knn_by_run(_committed_comparison(root / "docs" / "compare")[2])
     assert bits["knn"] > at60[("bits-fixed", 0)] + 0.15
     assert kl["knn"] < at60[("kl_inverse_prior", 2)] and not kl["collapsed"]
     text = " ".join((root / "docs" / "TESTBED.md").read_text().split())
@@ -1108,11 +1114,9 @@ def test_the_forty_epoch_budget_probes_are_what_testbed_md_says():
     0.12-0.16 above the centred untrained floor on shapes-colour, bits with its channel open
     (raw lines tagged s8-budget-40ep in docs/testbed-colour/probes.jsonl)."""
     root = Path(__file__).resolve().parents[1]
-    lines = (root / "docs" / "testbed-colour" / "probes.jsonl").read_text().splitlines()
-    probes = {d["label"]: d for d in map(json.loads, lines) if d["tag"] == "s8-budget-40ep"}
+    probes = {d["label"]: d for d in _colour_probes() if d["tag"] == "s8-budget-40ep"}
     assert set(probes) == {"dino", "bits"}
-    _, _, runs = _committed_comparison(root / "docs" / "compare")
-    at60 = {(r["label"], int(r["seed"])): float(r["knn"]) for r in runs}
+    at60 = _knn_by_run(_committed_comparison(root / "docs" / "compare")[2])
     text = " ".join((root / "docs" / "TESTBED.md").read_text().split())
     for label, name in (("dino", "dino"), ("bits", "bits-fixed")):
         d = probes[label]
