@@ -65,8 +65,8 @@ def _spec_params():
 
 
 def tiny_spec(path: Path):
-    """The spec at a smoke budget: one seed, one epoch, small heads; shapes (and the testbed's
-    shapes-hard) with n = 200."""
+    """The spec at a smoke budget: one seed, one epoch, small heads; shapes (and the testbeds,
+    shapes-hard and shapes-colour) with n = 200."""
     data = tomllib.loads(path.read_text())
     data["sweep"]["seeds"] = [data["sweep"].get("seeds", [0])[0]]
     data["executor"] = {"kind": "debug"}
@@ -78,7 +78,7 @@ def tiny_spec(path: Path):
             data[section]["epochs"] = [min(e, 1) for e in data[section]["epochs"]]
     if "head_dim" not in varied:
         base["head_dim"] = 32
-    if base.get("dataset") in ("shapes", "shapes-hard"):
+    if base.get("dataset") in ("shapes", "shapes-hard", "shapes-colour"):
         base["dataset_kwargs"] = {**base.get("dataset_kwargs", {}), "n": 200}
         base.setdefault("batch_size", 64)
     else:
@@ -171,7 +171,7 @@ def test_domain_shift_stage_two_starts_from_stage_one(smoke):
         assert probe["history"] == [] and len(adapt["history"]) == 1
         assert adapt["init"]["head_reset"] is True and "head_reset" not in probe["init"]
         assert "init" not in results[f"{method}-scratch"]
-    assert probe["config"]["dataset_kwargs"]["intensity"] == [0.1, 0.3]  # the shifted domain
+    assert probe["config"]["dataset_kwargs"]["intensity"] == [0.6, 0.9]  # the shifted domain
 
 
 def test_report_over_the_tiny_sweeps(smoke, capsys):
@@ -501,16 +501,22 @@ def test_claims_file_documents_every_experiment_with_a_paper_text():
 
 def test_a_results_folder_without_manifest_takes_its_spec_from_experiments(tmp_path):
     runs = [
-        {"label": "bits", "seed": s, "config": {"reset_period": rp}, "final": {"map": m + 0.01 * s}}
+        {
+            "label": label,
+            "seed": s,
+            "config": {"reset_period": rp},
+            "final": {"map": m + 0.01 * s},
+        }
         for s in range(3)
-        for rp, m in ((4, 0.6), (None, 0.4))
+        for label, rp, m in (("reset-12", 12, 0.6), ("reset-none", None, 0.4))
     ]
-    out = _fake_sweep(tmp_path, "reset-period", runs, by=["reset_period"])
+    out = _fake_sweep(tmp_path, "reset-period", runs, by=["label"])
     (out / "manifest.json").unlink()
     report = write_results_report([out], tmp_path / "R.md", experiments_dir=EXPERIMENTS, gate=False)
     lines = [v.line for v in report["verdicts"]["reset-period"]]
-    assert lines[2].startswith("reset_period=4 > reset_period=none: 0.610 ± ")
-    assert lines[2].endswith(f"**{AGREES}**")
+    line = next(x for x in lines if x.startswith("reset-12 > reset-none"))
+    assert line.startswith("reset-12 > reset-none: 0.610 ± ")
+    assert line.endswith(f"**{AGREES}**")
     assert "spec `" in (tmp_path / "R.md").read_text()
 
 

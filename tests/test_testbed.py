@@ -591,16 +591,20 @@ def _spec_runs(name: str):
 
 
 def test_experiment_one_b_is_the_default_comparison():
-    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare
-    --dataset shapes-hard`'s runs: the same run ids (so the same run folders as
-    docs/compare-shapes-hard, the default comparison until session 8)."""
+    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare`'s runs
+    (shapes-colour with TESTBED_COLOUR, 3 seeds): the same run ids, so the same run folders
+    as docs/compare, which scripts/share-runs.py copies into the sweep."""
     from sslobjectives.compare import comparison_spec
-    from sslobjectives.testbed import TESTBED
+    from sslobjectives.testbed import DEFAULT
 
-    spec = comparison_spec(default_methods(20, TESTBED), [0, 1, 2], TESTBED.base(), "x")
-    assert {r.run_id for r in spec.expand()} == {
-        c.run_id for c in _spec_runs("01_objective_comparison_testbed.toml")
-    }
+    spec = comparison_spec(
+        default_methods(DEFAULT.run["epochs"], DEFAULT), [0, 1, 2], DEFAULT.base(), "x"
+    )
+    ids = {r.run_id for r in spec.expand()}
+    assert ids == {c.run_id for c in _spec_runs("01_objective_comparison_testbed.toml")}
+    runs = Path(__file__).resolve().parents[1] / "docs" / "compare" / "runs"
+    committed = {p.name.rsplit("-", 1)[1] for p in runs.iterdir()}
+    assert ids == committed
 
 
 def test_domain_shift_stage_one_pretrains_experiment_one_b_runs():
@@ -623,10 +627,10 @@ def test_domain_shift_stage_one_pretrains_experiment_one_b_runs():
     ],
 )
 def test_every_ablation_runs_on_the_testbed_with_its_family_settings(name):
-    """The ablations share the recipe's run settings and each objective family's settings,
-    except the one key the experiment varies."""
+    """The ablations share the default recipe's run settings (TESTBED_COLOUR) and each
+    objective family's settings, except the one key the experiment varies."""
     from sslobjectives.objectives import get
-    from sslobjectives.testbed import TESTBED
+    from sslobjectives.testbed import DEFAULT as TESTBED
 
     configs = _spec_runs(name)
     assert configs
