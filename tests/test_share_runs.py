@@ -1,0 +1,121 @@
+"""scripts/share-runs.py: a sweep gets the finished runs it shares with other sweeps (the same
+run id) copied in instead of training them again; only finished results of this code are
+copied, under the folder name the sweep gives the run. And the experiments' specs share the
+runs their comments say they share with `sslobj compare`'s (docs/compare/runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from sslobjectives.sweep.spec import load_spec
+from sslobjectives.train.rundir import code_version, run_dir_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("share_runs", ROOT / "scripts" / "share-runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(
+        '[sweep]\nname = "s"\nseeds = [0, 1]\n'
+        '[base]\ndataset = "digits"\nepochs = 1\nobjective = "bits"\n'
+        '[zip]\nlabel = ["mine", "other"]\nhead_dim = [32, 64]\n'
+        '[executor]\nkind = "debug"\n'
+    )
+    return path
+
+
+def _finished(folder: Path, run_id: str, code=None, status="done") -> Path:
+    folder.mkdir(parents=True)
+    code = code_version() if code is None else code
+    result = {"status": status, "run_id": run_id, "code": code, "final": {"knn": 0.5}}
+    (folder / "result.json").write_text(json.dumps(result))
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def test_a_finished_fresh_run_with_the_same_id_is_copied_under_the_sweeps_name(tmp_path):
+    script = _script()
+    spec_path = _spec_file(tmp_path)
+    planned = {(r.config.label, r.config.seed): r for r in load_spec(spec_path).expand()}
+    source = tmp_path / "compare" / "runs"
+    mine0 = planned[("mine", 0)]
+    # the same run under another label elsewhere: copied, renamed to the sweep's folder name
+    _finished(source / f"bits-fixed-s0-{mine0.run_id}", mine0.run_id)
+    # a result of other code: never copied (it would be trained again)
+    mine1 = planned[("mine", 1)]
+    _finished(source / f"x-s1-{mine1.run_id}", mine1.run_id, code={"source": "0" * 16})
+    # an unfinished run: not copied
+    other0 = planned[("other", 0)]
+    _finished(source / f"x-s0-{other0.run_id}", other0.run_id, status="failed")
+    # a run the spec does not plan: ignored
+    _finished(source / "y-s0-0123456789ab", "0123456789ab")
+
+    out = tmp_path / "sweep"
+    copied = script.share(spec_path, out, [source])
+    dest = run_dir_for(out, mine0.config)
+    assert [d for _, d in copied] == [dest]
+    assert dest.name == f"mine-s0-{mine0.run_id}"
+    assert json.loads((dest / "result.json").read_text())["run_id"] == mine0.run_id
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [dest.name]
+    # a second call copies nothing: the sweep's own finished run stays
+    assert script.share(spec_path, out, [source]) == []
+
+
+def test_an_unfinished_attempt_in_the_sweep_is_replaced_by_the_finished_copy(tmp_path):
+    script = _script()
+    spec_path = _spec_file(tmp_path)
+    run = next(r for r in load_spec(spec_path).expand() if r.config.label == "other")
+    source = _finished(tmp_path / "src" / f"z-s{run.config.seed}-{run.run_id}", run.run_id)
+    dest = run_dir_for(tmp_path / "sweep", run.config)
+    dest.mkdir(parents=True)
+    (dest / "checkpoint.pt").write_bytes(b"half a run")
+    copied = script.share(spec_path, tmp_path / "sweep", [source.parent])
+    assert copied == [(source, dest)]
+    assert not (dest / "checkpoint.pt").exists() and (dest / "result.json").exists()
+
+
+def test_the_command_line_prints_what_it_copied(tmp_path, capsys):
+    script = _script()
+    spec_path = _spec_file(tmp_path)
+    run = load_spec(spec_path).expand()[0]
+    src = tmp_path / "src"
+    _finished(src / f"a-s{run.config.seed}-{run.run_id}", run.run_id)
+    assert script.main([str(spec_path), str(tmp_path / "out"), str(src)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("shared ") and "1 finished run(s) copied in" in captured.err
+
+
+@pytest.mark.parametrize(
+    "name, shared",
+    [
+        ("01_objective_comparison_testbed.toml", 18),  # compare's runs
+        ("02_reset_period.toml", 6),  # reset-none = bits-fixed, reset-12 = bits-reset
+        ("03_coding_rate_weight.toml", 3),  # beta-0.1 = bits-fixed
+        ("04_channel_width.toml", 3),  # 256 bits = bits-fixed
+        ("05_hard_vs_soft_targets.toml", 3),  # hard = bits-fixed
+        ("06_centering_vs_inverse_prior.toml", 0),
+        ("07_what_the_bits_say.toml", 3),  # 256 bits = bits-reset
+        ("08_domain_shift_1_pretrain.toml", 6),  # 1b's bits-reset and dino
+    ],
+)
+def test_the_specs_share_the_runs_their_comments_say_with_the_default_comparison(name, shared):
+    ids = {r.run_id for r in load_spec(ROOT / "experiments" / name).expand()}
+    committed = {p.name.rsplit("-", 1)[1] for p in (ROOT / "docs" / "compare" / "runs").iterdir()}
+    assert len(ids & committed) == shared
+
+
+def test_reproduce_results_shares_runs_before_every_submit():
+    text = (ROOT / "scripts" / "reproduce-results.sh").read_text()
+    share = text.index('python scripts/share-runs.py "$spec" "$out/$name"')
+    assert share < text.index('sslobj sweep submit "$spec"')
