@@ -17,7 +17,9 @@ Usage::
 
     python scripts/share-runs.py SPEC OUT [SOURCE_RUNS_DIR ...]
 
-SOURCE_RUNS_DIR defaults to docs/compare/runs and every ``results/sweeps/*/runs``.
+SOURCE_RUNS_DIR defaults to docs/compare/runs, docs/testbed-colour/seeds-3-4/runs (the
+comparison's seeds 3 and 4) and every ``results/sweeps/*/runs``; run folders are not in git,
+so in a fresh clone only the sweeps already run are sources.
 Prints one line per copied run and a count.
 """
 
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sources = args.sources or [
         Path("docs/compare/runs"),
+        Path("docs/testbed-colour/seeds-3-4/runs"),
         *sorted(Path("results/sweeps").glob("*/runs")),
     ]
     copied = share(args.spec, args.out, sources)

@@ -30,6 +30,8 @@ from sslobjectives.report.verdicts import judge, validity_problem
 from sslobjectives.results import format_table, load_results, write_report
 from sslobjectives.train import RunConfig
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
 TINY = dict(
     dataset="digits",
     epochs=1,
@@ -591,19 +593,22 @@ def _spec_runs(name: str):
 
 
 def test_experiment_one_b_is_the_default_comparison():
-    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare`'s runs
-    (shapes-colour with TESTBED_COLOUR, 3 seeds): the same run ids, so the same run folders
-    as docs/compare, which scripts/share-runs.py copies into the sweep."""
+    """experiments/01_objective_comparison_testbed.toml writes down `sslobj compare --seeds
+    5`'s runs (shapes-colour with TESTBED_COLOUR): the same run ids as docs/compare (seeds
+    0-2) and docs/testbed-colour/seeds-3-4, whose run folders scripts/share-runs.py copies
+    into the sweep."""
     from sslobjectives.compare import comparison_spec
     from sslobjectives.testbed import DEFAULT
 
     spec = comparison_spec(
-        default_methods(DEFAULT.run["epochs"], DEFAULT), [0, 1, 2], DEFAULT.base(), "x"
+        default_methods(DEFAULT.run["epochs"], DEFAULT), [0, 1, 2, 3, 4], DEFAULT.base(), "x"
     )
     ids = {r.run_id for r in spec.expand()}
     assert ids == {c.run_id for c in _spec_runs("01_objective_comparison_testbed.toml")}
-    runs = Path(__file__).resolve().parents[1] / "docs" / "compare" / "runs"
-    committed = {p.name.rsplit("-", 1)[1] for p in runs.iterdir()}
+    committed = set()
+    for folder in ("compare", "testbed-colour/seeds-3-4"):
+        with open(DOCS / folder / "runs.csv", newline="") as fh:
+            committed |= {row["run_id"] for row in csv.DictReader(fh)}
     assert ids == committed
 
 
@@ -611,7 +616,7 @@ def test_domain_shift_stage_one_pretrains_experiment_one_b_runs():
     """Experiment 8's stage 1 is exactly 1b's bits-reset and dino, as its spec says."""
     one_b = {c.run_id for c in _spec_runs("01_objective_comparison_testbed.toml")}
     stage1 = _spec_runs("08_domain_shift_1_pretrain.toml")
-    assert len(stage1) == 6 and {c.run_id for c in stage1} <= one_b
+    assert len(stage1) == 10 and {c.run_id for c in stage1} <= one_b
 
 
 @pytest.mark.parametrize(
