@@ -1134,3 +1134,35 @@ def test_the_forty_epoch_budget_probes_are_what_testbed_md_says():
         assert f"at {d['knn']:.3f} (linear {d['linear']:.3f}" in text, label
         assert f"against {at60[(name, 0)]:.3f}" in text, label
     assert probes["bits"]["bce_frac"] < 0.95
+
+
+def test_experiment_eight_shift_is_the_measured_one():
+    """experiments/08_domain_shift_2_adapt.toml's shifted domain and the baselines its comment
+    quotes are docs/testbed-colour/domain_shift_baselines.jsonl's (scripts/testbed/
+    baselines.py, seed 0, 4 epochs); the raw and untrained rows are recomputed here, the
+    supervised reference (a minute of training) is the committed line."""
+    rows = {
+        (r["domain"], r["baseline"]): r
+        for r in map(json.loads, (DOCS / "testbed-colour" / "domain_shift_baselines.jsonl")
+                     .read_text().splitlines())
+    }
+    shift = {"intensity": [0.6, 0.9], "scale": [0.5, 0.7], "noise": 0.05}
+    stage2 = _spec_runs("08_domain_shift_2_adapt.toml")
+    assert all(c.dataset == "shapes-colour" and c.dataset_kwargs == shift for c in stage2)
+    config = RunConfig(
+        dataset="shapes-colour", dataset_kwargs=shift, epochs=4, lr=0.003, n_local=0,
+        backbone_kwargs={"strides": [1, 2, 2]}, seed=0,
+    )
+    raw = baselines.raw_metrics(config)
+    assert round(raw[RAW]["knn"], 3) == round(rows[("shifted", RAW)]["knn"], 3) == 0.425
+    assert round(raw[RAW_CENTRED]["knn"], 3) == round(rows[("shifted", RAW_CENTRED)]["knn"], 3)
+    untrained = baselines.untrained_metrics(config)
+    assert round(untrained["knn"], 3) == round(rows[("shifted", "untrained")]["knn"], 3)
+    comment = (SPECS / "08_domain_shift_2_adapt.toml").read_text()
+    quoted = (
+        f"raw pixels k-NN {rows[('shifted', RAW)]['knn']:.3f} (centred "
+        f"{rows[('shifted', RAW_CENTRED)]['knn']:.3f}),\n# untrained backbone "
+        f"{rows[('shifted', 'untrained')]['knn']:.3f}, supervised reference "
+        f"{rows[('shifted', 'supervised')]['knn']:.3f}"
+    )
+    assert quoted in comment
