@@ -11,8 +11,8 @@
 # not once per sweep (about 100 s per seed on this machine); docs/compare's baselines seed it.
 # Runs shared between sweeps (the same run id: experiment 1b's are `sslobj compare`'s, 3's
 # beta 0.1, 4's width 256 and 5's hard targets are 1b's bits-fixed, ...) are trained once:
-# scripts/share-runs.py copies finished, fresh ones from docs/compare/runs and the sweeps
-# already run before each submit.
+# scripts/share-runs.py copies finished, fresh ones from docs/compare/runs,
+# docs/testbed-colour/seeds-3-4/runs and the sweeps already run before each submit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=results/sweeps

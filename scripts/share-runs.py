@@ -2,7 +2,7 @@
 them again.
 
 A run's id is the hash of everything that determines its result, the label left out
-(:attr:`sslobjectives.train.config.RunConfig.run_id`): experiment 3's ``beta=0.1`` row, 4's
+(:attr:`sslobjectives.train.config.RunConfig.run_id`): experiment 3's ``beta-0.1`` row, 4's
 width 256 and 5's ``hard`` row are the same runs as experiment 1b's ``bits-fixed``, and 1b's
 runs are ``sslobj compare``'s (docs/compare/runs). For every run the spec plans that has no
 finished result in the sweep's folder yet, this looks for a finished run folder with the
@@ -26,22 +26,23 @@ Prints one line per copied run and a count.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 from sslobjectives.sweep.spec import load_spec
-from sslobjectives.train.rundir import RESULT_FILE, run_dir_for, stale_reason
+from sslobjectives.train.rundir import RunDir, RunFileError, run_dir_for, stale_reason
 
 
-def finished(folder: Path) -> dict | None:
-    """The result of a finished run in ``folder`` written by this code, else None."""
+def finished(folder: Path, run_id: str) -> dict | None:
+    """The result of run ``run_id``, finished, in ``folder`` and written by this code, else
+    None (read by :meth:`RunDir.result`, which checks it is that run's; an unreadable or
+    foreign result counts as none)."""
     try:
-        result = json.loads((folder / RESULT_FILE).read_text())
-    except (OSError, ValueError):
+        result = RunDir(folder).result(expect={"run_id": run_id})
+    except RunFileError:
         return None
-    if not isinstance(result, dict) or result.get("status") != "done":
+    if result is None or result.get("status") != "done":
         return None
     return None if stale_reason(result) else result
 
@@ -56,8 +57,7 @@ def index_sources(sources: list[Path]) -> dict[str, Path]:
             run_id = folder.name.rsplit("-", 1)[-1]
             if run_id in found or not folder.is_dir():
                 continue
-            result = finished(folder)
-            if result is not None and result.get("run_id") == run_id:
+            if finished(folder, run_id) is not None:
                 found[run_id] = folder
     return found
 
@@ -69,7 +69,7 @@ def share(spec_path: Path, out: Path, sources: list[Path]) -> list[tuple[Path, P
     copied = []
     for planned in spec.expand():
         dest = run_dir_for(out, planned.config)
-        if finished(dest) is not None or planned.run_id not in found:
+        if finished(dest, planned.run_id) is not None or planned.run_id not in found:
             continue
         if dest.exists():  # an unfinished or stale attempt: the finished copy replaces it
             shutil.rmtree(dest)
