@@ -1,7 +1,9 @@
-"""Shared fixtures: the local SLURM cluster the `slurm`-marked tests submit to."""
+"""Shared fixtures: the local SLURM cluster the `slurm`-marked tests submit to, and the run
+ids of the committed default comparison."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -22,6 +24,17 @@ needs_slurm = [
         reason="no SLURM here (sbatch not found) and not under CI",
     ),
 ]
+
+
+@pytest.fixture(scope="session")
+def comparison_run_ids() -> set[str]:
+    """Run ids of `sslobj compare --seeds 5`'s runs: docs/compare (seeds 0-2) and
+    docs/testbed-colour/seeds-3-4 (their run folders are not in git; their runs.csv are)."""
+    ids: set[str] = set()
+    for folder in ("compare", "testbed-colour/seeds-3-4"):
+        with open(REPO / "docs" / folder / "runs.csv", newline="") as fh:
+            ids |= {row["run_id"] for row in csv.DictReader(fh)}
+    return ids
 
 
 def _cluster_usable() -> bool:

@@ -5,7 +5,6 @@ runs their comments say they share with `sslobj compare`'s (docs/compare/runs)."
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 from pathlib import Path
@@ -97,16 +96,6 @@ def test_the_command_line_prints_what_it_copied(tmp_path, capsys):
     assert captured.out.startswith("shared ") and "1 finished run(s) copied in" in captured.err
 
 
-def _comparison_run_ids() -> set[str]:
-    """Run ids of `sslobj compare --seeds 5`'s runs: docs/compare (seeds 0-2) and
-    docs/testbed-colour/seeds-3-4 (their run folders are not in git; their runs.csv are)."""
-    ids = set()
-    for folder in ("compare", "testbed-colour/seeds-3-4"):
-        with open(ROOT / "docs" / folder / "runs.csv", newline="") as fh:
-            ids |= {row["run_id"] for row in csv.DictReader(fh)}
-    return ids
-
-
 @pytest.mark.parametrize(
     "name, shared",
     [
@@ -120,9 +109,11 @@ def _comparison_run_ids() -> set[str]:
         ("08_domain_shift_1_pretrain.toml", 10),  # 1b's bits-reset and dino
     ],
 )
-def test_the_specs_share_the_runs_their_comments_say_with_the_default_comparison(name, shared):
+def test_the_specs_share_the_runs_their_comments_say_with_the_default_comparison(
+    name, shared, comparison_run_ids
+):
     ids = {r.run_id for r in load_spec(ROOT / "experiments" / name).expand()}
-    assert len(ids & _comparison_run_ids()) == shared
+    assert len(ids & comparison_run_ids) == shared
 
 
 def test_reproduce_results_shares_runs_before_every_submit():
