@@ -508,14 +508,14 @@ def test_a_results_folder_without_manifest_takes_its_spec_from_experiments(tmp_p
             "final": {"map": m + 0.01 * s},
         }
         for s in range(3)
-        for label, rp, m in (("reset-12", 12, 0.6), ("reset-none", None, 0.4))
+        for label, rp, m in (("reset-6", 6, 0.6), ("reset-none", None, 0.4))
     ]
     out = _fake_sweep(tmp_path, "reset-period", runs, by=["label"])
     (out / "manifest.json").unlink()
     report = write_results_report([out], tmp_path / "R.md", experiments_dir=EXPERIMENTS, gate=False)
     lines = [v.line for v in report["verdicts"]["reset-period"]]
-    line = next(x for x in lines if x.startswith("reset-12 > reset-none"))
-    assert line.startswith("reset-12 > reset-none: 0.610 ± ")
+    line = next(x for x in lines if x.startswith("reset-6 > reset-none"))
+    assert line.startswith("reset-6 > reset-none: 0.610 ± ")
     assert line.endswith(f"**{AGREES}**")
     assert "spec `" in (tmp_path / "R.md").read_text()
 

@@ -36,19 +36,14 @@ def _sections() -> dict[str, str]:
 
 
 def _table(section: str) -> dict[str, dict[str, str]]:
-    """First column -> {column: cell} of the section's results table; where the first column
-    is not the label (experiment 6's teacher temperature), the row's label is joined to it
-    with a space ("0.02 kl-batch-prior")."""
+    """First column (the label, or the one varied key: "128" bits) -> {column: cell} of the
+    section's results table."""
     lines = [ln for ln in section.splitlines() if ln.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = {}
     for ln in lines[1:]:  # the |---| line does not start with "| "
         cells = [c.strip() for c in ln.strip("|").split("|")]
-        row = dict(zip(header, cells, strict=True))
-        key = cells[0]
-        if header[0] != "label" and row.get("label"):
-            key = f"{key} {row['label']}"
-        rows[key] = row
+        rows[cells[0]] = dict(zip(header, cells, strict=True))
     return rows
 
 
@@ -143,8 +138,8 @@ QUOTED = [
     ("hard-vs-soft-targets", "soft-1", "linear", "0.372"),
     ("hard-vs-soft-targets", "soft-0.05", "map", "0.277"),
     ("hard-vs-soft-targets", "hard", "map", "0.278"),
-    ("centering-vs-inverse-prior", "0.02 kl-batch-prior", "knn", "0.581"),
-    ("centering-vs-inverse-prior", "0.02 dino-batch-centre", "knn", "0.567"),
+    ("centering-vs-inverse-prior", "kl-batch-prior-T0.02", "knn", "0.581"),
+    ("centering-vs-inverse-prior", "dino-batch-centre-T0.02", "knn", "0.567"),
     ("what-the-bits-say", "64", "bit_entropy", "0.985"),
     ("what-the-bits-say", "256", "bit_entropy", "0.991"),
     ("what-the-bits-say", "256", "code_map", "0.261"),
@@ -231,16 +226,15 @@ def test_the_groups_that_learned_are_the_ones_the_readme_says():
             assert tables[sweep][group][column] == one_b[same][column], (sweep, group, column)
 
 
-def test_experiment_six_repeats_one_b_runs_to_the_last_digit():
+def test_experiment_six_takes_two_rows_from_one_b():
     """Experiment 6's T 0.02 rows of dino-running-centre and kl-batch-prior are 1b's dino and
-    kl_inverse_prior (5 seeds) with the constant temperature written as no warm-up instead
-    of a warm-up between equal temperatures: the same metrics."""
+    kl_inverse_prior (5 seeds; the same runs, copied), as the README says."""
     six = _table(_sections()["centering-vs-inverse-prior"])
     one_b = _table(_sections()["objective-comparison-testbed"])
     for label, same in (("dino-running-centre", "dino"), ("kl-batch-prior", "kl_inverse_prior")):
-        for column in ("knn", "linear", "map"):
-            assert six[f"0.02 {label}"][column] == one_b[same][column], (label, column)
-    assert "end at the same metrics to the last digit" in " ".join(EXPERIMENTS_TEXT.split())
+        for column in ("knn", "linear", "map", "effective_rank", "posterior_marginal_entropy"):
+            assert six[f"{label}-T0.02"][column] == one_b[same][column], (label, column)
+    assert "are 1b's `dino` and `kl_inverse_prior`" in " ".join(EXPERIMENTS_TEXT.split())
 
 
 @pytest.mark.parametrize(
@@ -259,14 +253,14 @@ def test_experiment_six_repeats_one_b_runs_to_the_last_digit():
         ("hard-vs-soft-targets", "- hard vs soft-1:", "channel closed"),
         ("hard-vs-soft-targets", "- soft-1: ", "channel closed"),
         ("centering-vs-inverse-prior",
-         r"- \[dino-batch-centre\] objective_cfg.teacher_temp=0.02 > \S+: 8.948", "agrees"),
+         "- dino-batch-centre-T0.02 > dino-batch-centre-T0.04: 8.948", "agrees"),
         ("centering-vs-inverse-prior",
-         r"- \[(kl|dino)-(batch|running)-\S+\] \S+ > \S+: (8.948|20.894|8.662|20.645)",
+         r"- (kl|dino)-(batch|running)-\S+-T0.02 > \S+-T0.04: (8.948|20.894|8.662|20.645)",
          "agrees"),
-        ("centering-vs-inverse-prior", r"- \[kl-(batch|running)-prior\] \S+ > \S+: (3.716|6.103)",
+        ("centering-vs-inverse-prior", r"- kl-(batch|running)-prior-T0.02 > \S+: (3.716|6.103)",
          "agrees"),
-        ("centering-vs-inverse-prior", r"- \[dino-\S+\] \S+ > \S+: 0\.(222|185)", "inconclusive"),
-        ("centering-vs-inverse-prior", r"- \[objective_cfg.teacher_temp=0.0[24]\] kl-",
+        ("centering-vs-inverse-prior", r"- dino-\S+-T0.02 > \S+: 0\.(222|185)", "inconclusive"),
+        ("centering-vs-inverse-prior", r"- kl-\S+-T0.0([24]) vs dino-\S+-T0.0\1:",
          "measured: no difference"),
         ("what-the-bits-say", "- head_dim=(64|256): (0.985|0.991)", "agrees"),
         ("what-the-bits-say", "- head_dim=(64|256): 1.000", "agrees"),
@@ -288,7 +282,7 @@ def test_experiment_six_gap_at_the_lower_temperature():
     six = _table(_sections()["centering-vs-inverse-prior"])
     labels = ("dino-batch-centre", "kl-batch-prior", "dino-running-centre", "kl-running-prior")
     gaps = {
-        (t, label): _mean(six[f"{t} {label}"]["jensen_gap_mean"])
+        (t, label): _mean(six[f"{label}-T{t}"]["jensen_gap_mean"])
         for t in ("0.02", "0.04")
         for label in labels
     }

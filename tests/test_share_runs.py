@@ -100,12 +100,12 @@ def test_the_command_line_prints_what_it_copied(tmp_path, capsys):
     "name, shared",
     [
         ("01_objective_comparison_testbed.toml", 30),  # compare's runs, 5 seeds
-        ("02_reset_period.toml", 10),  # reset-none = bits-fixed, reset-12 = bits-reset
-        ("03_coding_rate_weight.toml", 5),  # beta-0.1 = bits-fixed
-        ("04_channel_width.toml", 5),  # 256 bits = bits-fixed
-        ("05_hard_vs_soft_targets.toml", 5),  # hard = bits-fixed
-        ("06_centering_vs_inverse_prior.toml", 0),
-        ("07_what_the_bits_say.toml", 5),  # 256 bits = bits-reset
+        ("02_reset_period.toml", 0),  # the bits ablations run 30 epochs
+        ("03_coding_rate_weight.toml", 0),
+        ("04_channel_width.toml", 0),
+        ("05_hard_vs_soft_targets.toml", 0),
+        ("06_centering_vs_inverse_prior.toml", 10),  # 1b's dino and kl_inverse_prior
+        ("07_what_the_bits_say.toml", 0),
         ("08_domain_shift_1_pretrain.toml", 10),  # 1b's bits-reset and dino
     ],
 )
@@ -114,6 +114,33 @@ def test_the_specs_share_the_runs_their_comments_say_with_the_default_comparison
 ):
     ids = {r.run_id for r in load_spec(ROOT / "experiments" / name).expand()}
     assert len(ids & comparison_run_ids) == shared
+
+
+@pytest.mark.parametrize(
+    "name, label, same",
+    [
+        ("03_coding_rate_weight.toml", "beta-0.1", "reset-none"),
+        ("04_channel_width.toml", None, "reset-none"),  # 256 bits
+        ("05_hard_vs_soft_targets.toml", "hard", "reset-none"),
+        ("07_what_the_bits_say.toml", None, "reset-6"),  # 256 bits
+    ],
+)
+def test_the_bits_ablations_share_their_reference_with_experiment_two(name, label, same):
+    """The bits ablations' reference (bits-fixed at 30 epochs) is experiment 2's reset-none,
+    and experiment 7's 256 bits its reset-6, as their spec comments say: the only runs they
+    share with experiment 2."""
+
+    def by_label(spec_name: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for r in load_spec(ROOT / "experiments" / spec_name).expand():
+            key = r.config.label or str(r.config.head_dim)
+            out.setdefault(key, set()).add(r.run_id)
+        return out
+
+    two, ours = by_label("02_reset_period.toml"), by_label(name)
+    shared = set().union(*ours.values()) & set().union(*two.values())
+    assert len(two[same]) == 5 and shared == two[same]
+    assert ours[label or "256"] == two[same]
 
 
 def test_reproduce_results_shares_runs_before_every_submit():
