@@ -69,6 +69,22 @@ def test_knn_ties_are_deterministic():
     assert knn_accuracy(train, [1, 0, 0], QUERY, [0], k=2) == 1.0
 
 
+@pytest.mark.parametrize("levels", [None, 3, 12])
+def test_top_k_stable_is_the_full_stable_sorts_head(levels):
+    # the k-NN's topk shortcut against the stable sort it replaces, with ties everywhere
+    # (values rounded to a few levels) and none (continuous values)
+    from sslobjectives.eval.metrics import _top_k_stable
+
+    g = torch.Generator().manual_seed(levels or 0)
+    for n, k in ((200, 20), (200, 1), (60, 20), (400, 7)):
+        sim = torch.rand(37, n, generator=g)
+        if levels is not None:
+            sim = (sim * levels).floor() / levels
+        top, idx = _top_k_stable(sim, k)
+        want_top, want_idx = torch.sort(sim, dim=1, descending=True, stable=True)
+        assert torch.equal(top, want_top[:, :k]) and torch.equal(idx, want_idx[:, :k])
+
+
 def test_knn_chunked_equals_unchunked_and_torch_equals_numpy():
     g = torch.Generator().manual_seed(0)
     xtr, xte = torch.randn(50, 6, generator=g), torch.randn(23, 6, generator=g)

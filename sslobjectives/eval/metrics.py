@@ -47,6 +47,33 @@ def _chunk_rows(n_cols: int, chunk_size: int | None) -> int:
 # --------------------------------------------------------------------------- k-NN
 
 
+def _top_k_stable(sim: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` columns of a stable descending sort of each row of ``sim`` (c, N):
+    values and column indices, equal values in order of their index.
+
+    ``torch.topk`` finds the ``k`` largest values without sorting the row (about 5x faster
+    than the full sort for ``k = 20`` of a few thousand), but leaves the order among equal
+    values unspecified. Where no tie straddles the ``k``-th place its set is the stable
+    sort's, which two small sorts of the ``k`` candidates put in the stable sort's order (by
+    index, then stably by value); rows where a tie straddles it (the sort decides which of
+    the tied columns enter) take the full stable sort. The result is exactly the full sort's.
+    """
+    n = sim.shape[1]
+    if 4 * k >= n:  # topk saves nothing on short rows
+        top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
+        return top[:, :k], idx[:, :k]
+    vals, idx = torch.topk(sim, k, dim=1)
+    idx, by_index = torch.sort(idx, dim=1)
+    vals = torch.gather(vals, 1, by_index)
+    top, order = torch.sort(vals, dim=1, descending=True, stable=True)
+    idx = torch.gather(idx, 1, order)
+    straddled = ((sim >= top[:, -1:]).sum(dim=1) > k).nonzero().flatten()
+    if straddled.numel():
+        t, i = torch.sort(sim[straddled], dim=1, descending=True, stable=True)
+        top[straddled], idx[straddled] = t[:, :k], i[:, :k]
+    return top, idx
+
+
 def knn_accuracy(
     train_feats: Any,
     train_labels: Any,
@@ -127,8 +154,7 @@ def knn_accuracy(
     correct = 0
     for start in range(0, xte.shape[0], rows):
         sim = xte[start : start + rows] @ xtr.T  # (c, N)
-        top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
-        top, idx = top[:, :k_eff], idx[:, :k_eff]  # (c, k)
+        top, idx = _top_k_stable(sim, k_eff)  # (c, k)
         weights = torch.exp((top - top[:, :1]) / temperature)  # (c, k), max weight 1
         votes = torch.zeros(sim.shape[0], n_classes, dtype=dtype)
         votes.scatter_add_(1, ytr_t[idx], weights)  # (c, C)
