@@ -175,3 +175,29 @@ def test_sslobj_bench_says_when_benchmarks_is_absent(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "not installed with the package" in err and "clone of the source repository" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_knn_benchmark_smoke_checks_both_searches_agree(tmp_path, capsys, monkeypatch):
+    """benchmarks/knn.py: a tiny run writes its report; both searches give the same k-NN;
+    a search that disagrees with the full sort is refused."""
+    from benchmarks import knn
+
+    out = tmp_path / "knn.json"
+    assert knn.main(["--tiny", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["search_ms"]["topk"] > 0 and report["search_ratio"] > 0
+    assert "ratio" in capsys.readouterr().out
+    monkeypatch.setattr(knn.metrics, "_top_k_stable", lambda sim, k: (sim[:, :k], sim[:, :k]))
+    with pytest.raises(AssertionError, match="disagree"):
+        knn.run(60, 200, 16, 5, rounds=1)
+
+
+def test_knn_benchmark_figures_in_results_md_are_the_committed_reports():
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    report = json.loads((root / "results-knn.json").read_text())
+    text = " ".join((root / "RESULTS.md").read_text().split())
+    s, k = report["search_ms"], report["knn_ms"]
+    assert f"{s['topk']:.1f} ms against {s['full_sort']:.1f} ms" in text
+    assert f"a median ratio of {report['search_ratio']:.3f}" in text
+    assert f"{k['topk']:.1f} ms against {k['full_sort']:.1f} ms ({report['knn_ratio']:.3f})" in text
+    assert report["search_ratio"] < report["target_search_ratio"]
