@@ -1226,10 +1226,8 @@ def test_the_bits_ablations_at_30_epochs_section_is_measured():
     assert f"the {sum(walls[n] for n in bits):.1f} minutes these five sweeps took" in " ".join(
         section.split()
     )
-    curves = [
-        json.loads(line)
-        for line in (DOCS / "testbed-colour" / "bits-60-epoch-curves.jsonl").read_text().splitlines()
-    ]
+    path = DOCS / "testbed-colour" / "bits-60-epoch-curves.jsonl"
+    curves = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(curves) == 10
     bce30 = [c["bce_ratio_by_epoch"][29] for c in curves]
     knn30 = [c["knn_by_epoch"][29] for c in curves]
