@@ -14,6 +14,7 @@
 # scripts/share-runs.py copies finished, fresh ones from docs/compare/runs,
 # docs/testbed-colour/seeds-3-4/runs and the sweeps already run before each submit.
 set -euo pipefail
+shopt -s nullglob   # a fresh clone has no docs/compare/baselines (not in git): seed nothing
 cd "$(dirname "$0")/.."
 out=results/sweeps
 mkdir -p "$out/baselines"
