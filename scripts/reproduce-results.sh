@@ -9,8 +9,9 @@
 # links to it): a baseline is keyed by everything that determines it, so the testbed's
 # supervised reference is trained once per seed for all the sweeps that run on the testbed,
 # not once per sweep (about 100 s per seed on this machine); docs/compare's baselines seed it.
-# Runs shared between sweeps (the same run id: experiment 1b's are `sslobj compare`'s, 3's
-# beta 0.1, 4's width 256 and 5's hard targets are 1b's bits-fixed, ...) are trained once:
+# Runs shared between sweeps (the same run id: experiment 1b's are `sslobj compare`'s, 6's
+# T 0.02 dino-running-centre and kl-batch-prior are 1b's, 3's beta 0.1, 4's width 256 and 5's
+# hard targets are 2's reset-none, ...) are trained once:
 # scripts/share-runs.py copies finished, fresh ones from docs/compare/runs,
 # docs/testbed-colour/seeds-3-4/runs and the sweeps already run before each submit.
 set -euo pipefail

@@ -3,8 +3,9 @@ them again.
 
 A run's id is the hash of everything that determines its result, the label left out
 (:attr:`sslobjectives.train.config.RunConfig.run_id`): experiment 3's ``beta-0.1`` row, 4's
-width 256 and 5's ``hard`` row are the same runs as experiment 1b's ``bits-fixed``, and 1b's
-runs are ``sslobj compare``'s (docs/compare/runs). For every run the spec plans that has no
+width 256 and 5's ``hard`` row are the same runs as experiment 2's ``reset-none``, 6's T 0.02
+``dino-running-centre`` and ``kl-batch-prior`` are 1b's ``dino`` and ``kl_inverse_prior``, and
+1b's runs are ``sslobj compare``'s (docs/compare/runs). For every run the spec plans that has no
 finished result in the sweep's folder yet, this looks for a finished run folder with the
 same run id among the sources, checks that its result comes from this code (a stale result
 is never copied: it would be trained again anyway), and copies the folder to the name the
