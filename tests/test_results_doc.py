@@ -7,6 +7,7 @@ generated markdown. Regenerate both with ``bash scripts/reproduce-results.sh``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def _table(section: str) -> dict[str, dict[str, str]]:
         cells = [c.strip() for c in ln.strip("|").split("|")]
         rows[cells[0]] = dict(zip(header, cells, strict=True))
     return rows
+
+
+def _walls() -> dict[str, float]:
+    """Sweep name -> its measured wall clock in minutes, for the sweeps that have one (a
+    sweep whose runs were all copied in before its submission has none)."""
+    out = {}
+    for name, sec in _sections().items():
+        m = re.search(r"measured: ([\d.]+) min wall clock", sec)
+        if m:
+            out[name] = float(m.group(1))
+    return out
 
 
 def _mean(cell: str) -> float:
@@ -93,16 +105,13 @@ def test_the_run_count_and_time_the_readme_states():
     sections = _sections()
     planned = sum(int(re.search(r"runs: (\d+) planned", s).group(1)) for s in sections.values())
     assert f"{planned} runs" in README
-    walls = [re.search(r"measured: ([\d.]+) min wall clock", s) for s in sections.values()]
     # a sweep whose runs were all finished before its submission (experiment 1b and stage 1
     # of 8 reuse docs/compare's runs: the same run ids) has no wall clock of its own
-    minutes = sum(float(m.group(1)) for m in walls if m)
+    minutes = sum(_walls().values())
     assert f"{round(minutes)} minutes of sweeps" in README
     # from a fresh clone: these sweeps, plus 1b's runs as docs/compare (its measured.json)
     # and seeds 3-4 (20 min, docs/TESTBED.md) trained them, plus experiment 6's own 30 runs
     # at the rate of its previous sweep of the same runs (40 in 53.7 min)
-    import json
-
     compare = json.loads((ROOT / "docs" / "compare" / "measured.json").read_text())
     one_b = round(compare["wall_s"] / 60, 1) + 20
     six = round(53.7 * 30 / 40, 1)
@@ -312,3 +321,27 @@ def test_experiment_six_gap_at_the_lower_temperature():
     assert all(gaps[("0.02", label)] > 2 * gaps[("0.04", label)] for label in labels)
     assert f"{gaps[('0.02', 'dino-batch-centre')]:.3f}" == "8.948" and "8.948" in README
     assert f"{gaps[('0.04', 'dino-batch-centre')]:.3f}" == "2.255" and "2.255" in README
+
+
+def test_the_bits_ablations_at_30_epochs_section_is_measured():
+    """docs/TESTBED.md "The bits ablations at 30 epochs": the reference row is this report's
+    (experiment 2's reset-none), the five sweeps' wall clocks sum to the quoted minutes, and
+    the 60-epoch bits runs of 1b (docs/testbed-colour/bits-60-epoch-curves.jsonl, from their
+    histories) are as open at epoch 30 as quoted while their k-NN keeps rising."""
+    text = (ROOT / "docs" / "TESTBED.md").read_text()
+    section = text[text.index("## The bits ablations at 30 epochs") :]
+    section = " ".join(section[: section.index("\n## ")].split())
+    ref = _table(_sections()["reset-period"])["reset-none"]
+    assert f"| 30 epochs | {ref['knn']} | {ref['linear']} | {ref['map']} |" in section
+    walls = _walls()
+    bits = ("reset-period", "coding-rate-weight", "channel-width", "hard-vs-soft-targets",
+            "what-the-bits-say")
+    assert f"the {sum(walls[n] for n in bits):.1f} minutes these five sweeps took" in section
+    path = ROOT / "docs" / "testbed-colour" / "bits-60-epoch-curves.jsonl"
+    curves = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(curves) == 10
+    bce30 = [c["bce_ratio_by_epoch"][29] for c in curves]
+    knn30 = [c["knn_by_epoch"][29] for c in curves]
+    knn60 = [c["knn_by_epoch"][59] for c in curves]
+    assert f"{min(bce30):.3f}-{max(bce30):.3f} B ln 2" in section
+    assert f"epoch 30: {min(knn30):.3f}-{max(knn30):.3f}, epoch 60: {min(knn60):.3f}-" in section
