@@ -17,7 +17,7 @@ block is not what this script renders from the committed files.
     python scripts/regenerate-readme.py --check  # exit 1 if README.md is stale
 
 ``--run`` trains the default comparison (18 runs and the baselines; on the testbed about
-25 minutes on two free cores), times it and rewrites ``measured.json``; results of other
+30 minutes on two free cores), times it and rewrites ``measured.json``; results of other
 code are rerun (as ``sslobj compare`` does), so the numbers are the current code's.
 """
 
@@ -220,6 +220,8 @@ def render(compare_dir: Path) -> str:
         f"{_words(threads)} thread{'s' if threads != 1 else ''} per run; "
         f"{_duration(measured['wall_s'])} wall for the {n_runs} runs, {_words(jobs)} at a time"
     )
+    if measured.get("source"):
+        how += f"; package sources {measured['source']}"
     if measured.get("also"):
         how += f", {measured['also']}"
     head = (
@@ -276,6 +278,8 @@ def run_compare(compare_dir: Path) -> None:
     ``measured.json`` with the machine it ran on."""
     import torch
 
+    from sslobjectives.train.rundir import code_version
+
     start = time.monotonic()
     cmd = [sys.executable, "-m", "sslobjectives", "compare", "--out", str(compare_dir)]
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -294,6 +298,9 @@ def run_compare(compare_dir: Path) -> None:
         "wall_s": round(wall, 1),
         "dataset": base.get("dataset", "digits"),
         "epochs": base.get("epochs"),
+        # the package sources the runs came from (what decides staleness): a test checks
+        # that they are the checkout's, so a package change without a rerun fails CI
+        "source": code_version()["source"],
     }
     (compare_dir / "measured.json").write_text(json.dumps(measured, indent=2) + "\n")
 

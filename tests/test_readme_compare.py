@@ -33,6 +33,21 @@ def test_the_readme_block_is_what_the_committed_compare_files_render():
     assert f"```\n{table}\n```" in readme[start:end]
 
 
+def test_the_committed_comparison_is_of_the_current_package_sources():
+    """docs/compare was trained by this checkout's package (its sources' hash, which decides
+    whether a result is stale): a package change without `regenerate-readme.py --run`
+    fails here, so the README never quotes numbers of other code."""
+    import json
+
+    from sslobjectives.train.rundir import code_version
+
+    measured = json.loads((COMPARE / "measured.json").read_text())
+    assert measured.get("source") == code_version()["source"], (
+        "docs/compare is of other package sources: rerun python scripts/regenerate-readme.py "
+        "--run"
+    )
+
+
 def _checkout_copy(tmp_path: Path) -> Path:
     root = tmp_path / "checkout"
     (root / "docs").mkdir(parents=True)

@@ -190,3 +190,40 @@ def test_reproduce_results_runs_in_a_fresh_clone_without_compare_baselines(tmp_p
     ]
     assert (repo / "results" / "sweeps" / "a" / "baselines").is_symlink()
     assert list((repo / "results" / "sweeps" / "baselines").iterdir()) == []
+
+
+def test_prefill_baselines_lists_what_the_report_reads_once_longest_first(tmp_path):
+    """scripts/prefill-baselines.py: per sweep, the done runs grouped by what a baseline
+    depends on (the budget here), over each group's seeds; two sweeps sharing one cache (as
+    reproduce-results.sh links them) share its entries; supervised references first."""
+    import importlib.util
+
+    from sslobjectives.train.config import RunConfig
+
+    spec = importlib.util.spec_from_file_location(
+        "prefill_baselines", ROOT / "scripts" / "prefill-baselines.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = tmp_path / "sweeps"
+    (root / "baselines").mkdir(parents=True)
+
+    def run(sweep: str, epochs: int, seed: int, status: str = "done") -> None:
+        folder = root / sweep / "runs" / f"r{epochs}-{seed}"
+        folder.mkdir(parents=True)
+        cfg = RunConfig(dataset="digits", epochs=epochs, seed=seed).to_dict()
+        (folder / "result.json").write_text(json.dumps({"status": status, "config": cfg}))
+
+    for sweep in ("a", "b"):
+        (root / sweep).mkdir()
+        (root / sweep / "baselines").symlink_to("../baselines")
+    run("a", 2, 0), run("a", 2, 1), run("a", 3, 0), run("a", 3, 5, status="failed")
+    run("b", 2, 1), run("b", 2, 2)  # seed 1 at 2 epochs is a's too: listed once
+    jobs = module.jobs_of(root)
+    kinds = [kind for kind, _, _ in jobs]
+    assert kinds == sorted(kinds, key=module.KINDS.index)  # supervised first
+    supervised = sorted((c["epochs"], c["seed"]) for k, c, _ in jobs if k == "supervised")
+    assert supervised == [(2, 0), (2, 1), (2, 2), (3, 0)]  # no failed run's seed 5
+    # the untrained backbone does not depend on the budget: one entry per seed
+    untrained = sorted(c["seed"] for k, c, _ in jobs if k == "untrained")
+    assert untrained == [0, 1, 2]
