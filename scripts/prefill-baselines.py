@@ -27,7 +27,6 @@ report computes itself, so it can only save time, never change a number.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import sys
 import time
@@ -35,40 +34,30 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from sslobjectives import baselines
-from sslobjectives.results import load_results
+from sslobjectives.results import _baseline_context, load_results
 from sslobjectives.train.config import RunConfig
 
 #: longest first: a supervised reference trains a model, the others only evaluate one
 KINDS = ("supervised", "untrained_centred", "untrained")
 
 
-def _compute(kind: str, config: dict, cache_dir: str) -> str:
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker, like the runs of a local pool
-    baselines.cached(kind, RunConfig.from_dict(config), cache_dir)
-    return kind
-
-
 def jobs_of(root: Path) -> list[tuple[str, dict, str]]:
     """(kind, config, cache dir) of every baseline the report of ``root``'s sweeps reads,
-    longest first, each once (sweeps that share a cache share its entries)."""
-    todo: dict[tuple[str, str, str], tuple[str, dict, str]] = {}
+    longest first, each once (sweeps that share a cache share its entries). Grouped as the
+    report groups them (``results._baseline_context``), cached where it reads them
+    (``baselines._cache_path``): the package's own helpers, so the two cannot drift."""
+    todo: dict[Path, tuple[str, dict, str]] = {}
     for sweep in sorted(p for p in root.iterdir() if (p / "runs").is_dir()):
         contexts: dict[str, tuple[RunConfig, set[int]]] = {}
         for result in load_results([sweep / "runs"]):
             config = RunConfig.from_dict(result["config"])
-            key = json.dumps(baselines.cache_key("supervised", config.replace(seed=0)),
-                             sort_keys=True, default=str)  # fmt: skip
-            contexts.setdefault(key, (config, set()))[1].add(config.seed)
+            contexts.setdefault(_baseline_context(result), (config, set()))[1].add(config.seed)
         for config, seeds in contexts.values():
             for kind in KINDS:
                 for seed in sorted(seeds):
                     c = config.replace(seed=seed)
-                    ident = (kind, json.dumps(baselines.cache_key(kind, c), sort_keys=True,
-                                              default=str))  # fmt: skip
-                    cache = (sweep / "baselines").resolve()
-                    todo.setdefault(ident + (str(cache),), (kind, c.to_dict(), str(sweep)))
+                    path = baselines._cache_path(kind, c, sweep).resolve()
+                    todo.setdefault(path, (kind, c.to_dict(), str(sweep)))
     return sorted(todo.values(), key=lambda job: KINDS.index(job[0]))
 
 
@@ -85,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
     with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-        for n, future in enumerate([pool.submit(_compute, *job) for job in jobs], 1):
-            kind = future.result()  # a failure is raised here, naming its cause
-            print(f"\r[{n}/{len(jobs)}] baselines ({kind})", end="", file=sys.stderr)
+        # one thread per worker (``baselines.prefill``'s worker, as `sslobj compare` uses it)
+        futures = [pool.submit(baselines._compute_in_worker, *job) for job in jobs]
+        for n, (future, job) in enumerate(zip(futures, jobs, strict=True), 1):
+            future.result()  # a failure is raised here, naming its cause
+            print(f"\r[{n}/{len(jobs)}] baselines ({job[0]})", end="", file=sys.stderr)
     print(f"\n{len(jobs)} baselines ready in {time.monotonic() - start:.0f} s", file=sys.stderr)
     return 0
 

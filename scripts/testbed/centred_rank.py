@@ -35,10 +35,9 @@ from sslobjectives.train.datacheck import eval_dataset_for  # noqa: E402
 from sslobjectives.train.trainer import dataset_for  # noqa: E402
 
 
-def ranks(model: torch.nn.Module, config) -> dict[str, float]:
-    """Effective rank of the test features raw and minus the training mean, and the first
-    singular value's share of the raw spectrum."""
-    data = eval_dataset_for(config, dataset_for(config))
+def ranks(model: torch.nn.Module, data) -> dict[str, float]:
+    """Effective rank of ``model``'s test features of ``data`` (a run's evaluation data) raw
+    and minus the training mean, and the first singular value's share of the raw spectrum."""
     f_tr, _ = extract(model, data.x_train, CPU)
     f_te, _ = extract(model, data.x_test, CPU)
     s = torch.linalg.svdvals(f_te.double())
@@ -53,8 +52,9 @@ def run_folder(folder: Path) -> dict[str, object]:
     config = run_config_of(folder)
     result = json.loads((folder / "result.json").read_text())
     final = result.get("final") or {}
+    data = eval_dataset_for(config, dataset_for(config))  # once for both models
     model = student_of(config)
-    untrained = ranks(model, config)
+    untrained = ranks(model, data)
     load_teacher(model, folder)
     return {
         "run": folder.name,
@@ -65,7 +65,7 @@ def run_folder(folder: Path) -> dict[str, object]:
         "bce_ratio": final.get("bce_ratio"),
         "recorded_rank": final.get("effective_rank"),
         "collapse_reason": result.get("collapse_reason"),
-        **ranks(model, config),
+        **ranks(model, data),
         "untrained": untrained,
     }
 
